@@ -1,0 +1,3 @@
+from dissect.cli import main
+
+main()

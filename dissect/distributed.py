@@ -1,0 +1,99 @@
+"""Small helpers for running under ``torchrun`` (torch.distributed), and unchanged without it.
+
+Every data-set loop in the suite splits its work by rank and combines results with
+collective reductions; files are written by rank 0 only.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+from dissect.errors import AuditError
+
+__all__ = [
+    "is_distributed",
+    "rank",
+    "world_size",
+    "is_main",
+    "init_from_env",
+    "shutdown",
+    "all_reduce_sum",
+    "shard",
+    "barrier",
+]
+
+
+def launched_by_torchrun() -> bool:
+    """True when torchrun's environment variables are present."""
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def rank() -> int:
+    return dist.get_rank() if is_distributed() else 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def init_from_env(device: torch.device, timeout_s: float = 300.0) -> torch.device:
+    """Initialise the process group when launched by torchrun; return the device for this rank.
+
+    gloo on the CPU, NCCL on CUDA (one GPU per local rank). Without torchrun's variables this
+    does nothing and returns ``device`` unchanged.
+    """
+    if not launched_by_torchrun() or is_distributed():
+        return device
+    if device.type == "cuda":
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        device = torch.device("cuda", local)
+        backend = "nccl"
+    else:
+        backend = "gloo"
+    try:
+        dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout_s))
+    except Exception as exc:  # pragma: no cover - depends on the launcher's environment
+        raise AuditError(f"could not join the torchrun process group ({backend}): {exc}") from exc
+    return device
+
+
+def shutdown() -> None:
+    if is_distributed():
+        dist.destroy_process_group()
+
+
+def barrier() -> None:
+    if is_distributed():
+        dist.barrier()
+
+
+def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+    """Sum ``t`` over all ranks (in place on a copy) and return it; identity on one process.
+
+    Float sums are reduced in float64 so the result does not depend on the number of ranks
+    beyond rounding.
+    """
+    if not is_distributed():
+        return t
+    dtype = t.dtype
+    work = t.detach().to(torch.float64 if t.is_floating_point() else torch.int64).clone()
+    dist.all_reduce(work, op=dist.ReduceOp.SUM)
+    return work.to(dtype)
+
+
+def shard(n: int) -> range:
+    """The indices ``0..n-1`` that this rank handles (a strided split, every index once)."""
+    return range(rank(), n, world_size())
