@@ -40,11 +40,15 @@ def import_object(path: str) -> Any:
     """Import ``"package.module:Name"`` from one of the suite's packages only."""
     module_name, _, attr = path.partition(":")
     if not attr or module_name.split(".")[0] not in SUITE_PACKAGES:
-        raise AuditError(f"checkpoint names an unknown object {path!r}: it was not written by this suite")
+        raise AuditError(
+            f"checkpoint names an unknown object {path!r}: it was not written by this suite"
+        )
     try:
         return getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
-        raise AuditError(f"checkpoint names {path!r}, which this installation lacks: {exc}") from exc
+        raise AuditError(
+            f"checkpoint names {path!r}, which this installation lacks: {exc}"
+        ) from exc
 
 
 def checkpoint_dir(path: str | Path) -> Path:
@@ -70,7 +74,9 @@ def save_model(
     meta["config"] = model.config_dict()  # type: ignore[operator]
     with atomic_path(directory / WEIGHTS_FILE) as tmp:
         save_file(state, str(tmp))
-    atomic_write_text(directory / META_FILE, json.dumps(meta, indent=2, sort_keys=True, default=str))
+    atomic_write_text(
+        directory / META_FILE, json.dumps(meta, indent=2, sort_keys=True, default=str)
+    )
     return directory
 
 
@@ -104,7 +110,9 @@ def load_checkpoint(
     try:
         model = cls.from_config_dict(meta["config"])
     except (TypeError, ValueError, KeyError) as exc:
-        raise AuditError(f"checkpoint {str(d)!r} has an invalid architecture config: {exc}") from exc
+        raise AuditError(
+            f"checkpoint {str(d)!r} has an invalid architecture config: {exc}"
+        ) from exc
     weights = d / WEIGHTS_FILE
     if not weights.is_file():
         raise AuditError(f"checkpoint {str(d)!r} has no {WEIGHTS_FILE}: it is incomplete")

@@ -25,7 +25,9 @@ def resolve_device(name: str = "auto") -> torch.device:
     except RuntimeError as exc:
         raise AuditError(f"unknown device {name!r}: use auto, cpu or cuda") from exc
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise AuditError("--device cuda was asked for but no CUDA GPU is available: use auto or cpu")
+        raise AuditError(
+            "--device cuda was asked for but no CUDA GPU is available: use auto or cpu"
+        )
     if device.type not in ("cpu", "cuda"):
         raise AuditError(f"unsupported device {name!r}: use auto, cpu or cuda")
     return device
@@ -49,6 +51,8 @@ def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | No
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: finished files are kept; re-run with --resume to go on", file=sys.stderr)
+        print(
+            "interrupted: finished files are kept; re-run with --resume to go on", file=sys.stderr
+        )
         return 130
     return int(code or 0)

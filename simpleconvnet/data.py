@@ -69,7 +69,11 @@ def mnist5k_indices(labels: np.ndarray, split: str) -> np.ndarray:
     for k in range(10):
         members = np.flatnonzero(labels == k)
         members = members[rng.permutation(len(members))]
-        part = members[:MNIST5K_TRAIN_PER_CLASS] if split == "train" else members[MNIST5K_TRAIN_PER_CLASS:]
+        part = (
+            members[:MNIST5K_TRAIN_PER_CLASS]
+            if split == "train"
+            else members[MNIST5K_TRAIN_PER_CLASS:]
+        )
         chosen.append(np.sort(part))
     return np.concatenate(chosen)
 

@@ -1,0 +1,3 @@
+from simpleconvnet.cli import main
+
+main()

@@ -1,0 +1,33 @@
+"""``--nproc N``: hand a command over to torchrun on this machine (one process per rank)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from dissect.distributed import launched_by_torchrun
+
+__all__ = ["maybe_relaunch"]
+
+
+def maybe_relaunch(module: str, argv: list[str], nproc: int) -> int | None:
+    """Re-run ``python -m module argv`` under torchrun with ``nproc`` processes.
+
+    Returns the exit code, or None when no relaunch is needed (nproc 1 or already launched).
+    """
+    if nproc <= 1 or launched_by_torchrun():
+        return None
+    import subprocess
+
+    args = [a for i, a in enumerate(argv) if not _is_nproc(argv, i)]
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone",
+        f"--nproc-per-node={nproc}", "-m", module, *args,
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    return subprocess.call(cmd, env=env)
+
+
+def _is_nproc(argv: list[str], i: int) -> bool:
+    a = argv[i]
+    return a == "--nproc" or a.startswith("--nproc=") or (i > 0 and argv[i - 1] == "--nproc")
