@@ -59,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0, help="seed for init, order, augmentation")
     t.add_argument("--out", default="runs/simpleconvnet", help="output folder")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last")
+    t.add_argument(
+        "--snapshot-every", type=int, default=200,
+        help="keep the first-layer filters every N steps for the report's animation (0: never)",
+    )  # fmt: skip
     add_common_options(t)
     t.set_defaults(func=cmd_train)
     e = sub.add_parser("eval", help="evaluate a checkpoint", description="Evaluate a checkpoint.")
@@ -98,7 +102,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
-        augment=not args.no_augment, seed=args.seed,
+        augment=not args.no_augment, seed=args.seed, snapshot_every=args.snapshot_every,
     )  # fmt: skip
     model_config = SimpleConvNetConfig(convs=parse_widths(args.widths), fc4=args.fc4)
     device = setup_runtime(args)

@@ -1,0 +1,50 @@
+"""Launched by torchrun from the tests: train on the tiny IDX data with a twist per rank.
+
+``guard``: every rank but 0 fails if it tries to write any file (only rank 0 writes).
+``fail``: rank 1 raises a user error after the first epoch (the whole run must fail).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+
+import dissect.atomic
+import simpleconvnet.train as train_module
+from dissect import distributed as dist
+from dissect.errors import AuditError
+from dissect.runtime import run_cli
+from simpleconvnet.data import load_split
+from simpleconvnet.model import SimpleConvNet, SimpleConvNetConfig, init_weights
+from simpleconvnet.train import TrainConfig, fit
+
+
+def main(argv: list[str] | None) -> int:
+    mode, data_dir, out = sys.argv[1:4]
+    dist.init_from_env(torch.device("cpu"))
+    if mode == "guard" and dist.rank() != 0:
+
+        def refuse(*args, **kwargs):
+            raise RuntimeError(f"rank {dist.rank()} tried to write a file")
+
+        dissect.atomic.atomic_path = refuse
+        train_module.atomic_path = refuse
+        train_module.atomic_save = refuse
+
+    def on_epoch_end(epoch: int, row: dict) -> None:
+        if mode == "fail" and dist.rank() == 1:
+            raise AuditError("rank 1 was told to fail")
+
+    model = SimpleConvNet(SimpleConvNetConfig(convs=(4, 6), fc4=16))
+    init_weights(model, torch.Generator().manual_seed(0))
+    train = load_split("mnist", "train", data_dir)
+    test = load_split("mnist", "test", data_dir)
+    config = TrainConfig(epochs=2, batch_size=40, seed=0)
+    fit(model, train, test, config, out_dir=out, quiet=True, on_epoch_end=on_epoch_end)
+    dist.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

@@ -1,0 +1,177 @@
+"""Two processes (gloo, loopback) give the same answer as one; failures end the whole run."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.cli_helpers import ROOT, run_module
+
+pytestmark = pytest.mark.skipif(
+    not torch.distributed.is_available(), reason="torch.distributed is not available"
+)
+TRAIN_ARGS = [
+    "--widths",
+    "4,6",
+    "--fc4",
+    "16",
+    "--batch-size",
+    "20",
+    "--epochs",
+    "1",
+    "--quiet",
+    "--snapshot-every",
+    "1",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(*args: str, nnodes_args: tuple[str, ...] = (), timeout: float = 180):
+    launcher = [sys.executable, "-m", "torch.distributed.run", *nnodes_args, *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        launcher, cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+
+
+def finish(proc: subprocess.Popen, timeout: float = 180) -> tuple[int, str]:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("distributed run hung past its time limit")
+    return proc.returncode, out + err
+
+
+def single_node(nproc: int, *args: str):
+    port = str(free_port())
+    return torchrun(
+        *args,
+        nnodes_args=(
+            "--nnodes",
+            "1",
+            f"--nproc-per-node={nproc}",
+            "--master-addr",
+            "127.0.0.1",
+            "--master-port",
+            port,
+        ),
+    )
+
+
+def _snapshots(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / "snapshots.safetensors"))
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max() / b.abs().max())
+
+
+@pytest.fixture(scope="module")
+def single_run(tmp_path_factory) -> tuple[Path, Path]:
+    from tests.conftest import make_mnist_folder
+
+    root = tmp_path_factory.mktemp("dist")
+    data = make_mnist_folder(root / "data")
+    out = root / "one"
+    args = ["train", "--dataset", "mnist", "--data-dir", str(data), "--out", str(out), *TRAIN_ARGS]
+    result = run_module("simpleconvnet", *args)
+    assert result.returncode == 0, result.stderr
+    return data, out
+
+
+def _assert_same_answer(one: Path, many: Path) -> None:
+    a, b = _snapshots(one), _snapshots(many)
+    assert a.keys() == b.keys()
+    first_step = sorted(a)[1]
+    assert _rel(b[first_step], a[first_step]) < 1e-5
+    w1 = load_file(str(one / "last" / "model.safetensors"))
+    w2 = load_file(str(many / "last" / "model.safetensors"))
+    for key in w1:
+        assert _rel(w2[key], w1[key]) < 1e-3, key
+    import json
+
+    acc1 = json.loads((one / "last" / "model.json").read_text())["metrics"]["test_accuracy"]
+    acc2 = json.loads((many / "last" / "model.json").read_text())["metrics"]["test_accuracy"]
+    assert abs(acc1 - acc2) <= 0.002
+
+
+def test_two_processes_give_the_same_answer_as_one(single_run, tmp_path: Path) -> None:
+    data, one = single_run
+    many = tmp_path / "two"
+    proc = single_node(
+        2, "-m", "simpleconvnet", "train", "--dataset", "mnist", "--data-dir", str(data),
+        "--out", str(many), *TRAIN_ARGS,
+    )  # fmt: skip
+    code, log = finish(proc)
+    assert code == 0, log
+    _assert_same_answer(one, many)
+
+
+def test_two_nodes_with_c10d_rendezvous(single_run, tmp_path: Path) -> None:
+    data, one = single_run
+    many = tmp_path / "nodes"
+    endpoint = f"127.0.0.1:{free_port()}"
+    procs = [
+        torchrun(
+            "-m",
+            "simpleconvnet",
+            "train",
+            "--dataset",
+            "mnist",
+            "--data-dir",
+            str(data),
+            "--out",
+            str(many),
+            *TRAIN_ARGS,
+            nnodes_args=(
+                "--nnodes",
+                "2",
+                "--nproc-per-node",
+                "1",
+                "--node-rank",
+                str(node),
+                "--rdzv-backend",
+                "c10d",
+                "--rdzv-endpoint",
+                endpoint,
+                "--rdzv-id",
+                "test",
+            ),
+        )  # fmt: skip
+        for node in (0, 1)
+    ]
+    for proc in procs:
+        code, log = finish(proc)
+        assert code == 0, log
+    _assert_same_answer(one, many)
+
+
+def test_only_rank_zero_writes_files(single_run, tmp_path: Path) -> None:
+    data, _ = single_run
+    script = str(ROOT / "tests" / "scripts" / "dist_fit.py")
+    code, log = finish(single_node(2, script, "guard", str(data), str(tmp_path / "out")))
+    assert code == 0, log
+    assert (tmp_path / "out" / "last" / "model.safetensors").is_file()
+
+
+def test_a_failing_rank_fails_the_whole_run_with_its_message(single_run, tmp_path: Path) -> None:
+    data, _ = single_run
+    script = str(ROOT / "tests" / "scripts" / "dist_fit.py")
+    code, log = finish(
+        single_node(2, script, "fail", str(data), str(tmp_path / "out")), timeout=120
+    )
+    assert code != 0
+    assert "rank 1 was told to fail" in log
