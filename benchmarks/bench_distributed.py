@@ -1,0 +1,105 @@
+"""Scale-out benchmarks: the same answer on 1 and 2 processes, and the throughput of each.
+
+    python -m benchmarks.bench_distributed [--fashion-epochs 1] [--skip-throughput]
+
+Equivalence: `simpleconvnet train` on mnist-5k, 1 process against 2 (gloo, CPU), same seed and
+global batch; weights after the first optimiser step and after one epoch, and the accuracies.
+Throughput: samples per second on full Fashion-MNIST for 1 process with 2 threads and 2
+processes with 1 thread each (the same total number of threads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from benchmarks.common import ROOT, emit, run_cli
+
+
+def torchrun(nproc: int, *args: str, threads: int) -> float:
+    import os
+    import subprocess
+
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        *args,
+    ]
+    t0 = time.perf_counter()
+    result = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": str(threads)},
+                            capture_output=True, text=True)  # fmt: skip
+    if result.returncode != 0:
+        raise SystemExit(result.stderr[-3000:])
+    return time.perf_counter() - t0
+
+
+def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max() / b.abs().max().clamp(min=1e-12))
+
+
+def equivalence(out: Path) -> dict:
+    common = ["train", "--epochs", "1", "--seed", "0", "--snapshot-every", "1", "--quiet"]
+    run_cli("simpleconvnet", *common, "--out", str(out / "one"), env={"OMP_NUM_THREADS": "2"})
+    torchrun(2, "-m", "simpleconvnet", *common, "--out", str(out / "two"), threads=1)
+    s1, s2 = (load_file(str(out / n / "snapshots.safetensors")) for n in ("one", "two"))
+    first = sorted(s1)[1]
+    w1, w2 = (load_file(str(out / n / "last" / "model.safetensors")) for n in ("one", "two"))
+    acc = [
+        json.loads((out / n / "last" / "model.json").read_text())["metrics"]["test_accuracy"]
+        for n in ("one", "two")
+    ]
+    return {
+        "first_step_conv1_max_rel_diff": rel(s2[first], s1[first]),
+        "one_epoch_max_rel_diff": max(rel(w2[k], w1[k]) for k in w1),
+        "accuracy_one_process": acc[0],
+        "accuracy_two_processes": acc[1],
+        "accuracy_diff_points": abs(acc[0] - acc[1]) * 100,
+    }
+
+
+def throughput(out: Path, epochs: int) -> dict:
+    from simpleconvnet.data import load_split
+
+    n = len(load_split("fashion-mnist", "train")[1]) * epochs
+    common = ["-m", "simpleconvnet", "train", "--dataset", "fashion-mnist", "--epochs", str(epochs),
+              "--no-augment", "--snapshot-every", "0", "--quiet"]  # fmt: skip
+    t1 = torchrun(1, *common, "--out", str(out / "fm1"), threads=2)
+    t2 = torchrun(2, *common, "--out", str(out / "fm2"), threads=1)
+    seconds = {}
+    for name in ("fm1", "fm2"):
+        history = json.loads((out / name / "last" / "model.json").read_text())["history"]
+        seconds[name] = history[-1]["seconds"]
+    return {
+        "samples": n,
+        "one_process_2_threads_samples_per_s": n / seconds["fm1"],
+        "two_processes_1_thread_samples_per_s": n / seconds["fm2"],
+        "efficiency_2_vs_1": seconds["fm1"] / seconds["fm2"],
+        "wall_seconds_with_startup": {"one": t1, "two": t2},
+        "note": "seconds are the training loop's own (train + per-epoch evaluation), from history",
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--out", default="runs/bench-distributed")
+    p.add_argument("--fashion-epochs", type=int, default=1)
+    p.add_argument("--skip-throughput", action="store_true")
+    args = p.parse_args()
+    out = Path(args.out)
+    figures = {"equivalence_mnist5k": equivalence(out)}
+    if not args.skip_throughput:
+        figures["throughput_fashion_mnist"] = throughput(out, args.fashion_epochs)
+    emit(figures)
+
+
+if __name__ == "__main__":
+    main()
