@@ -2,6 +2,7 @@
 
 ``guard``: every rank but 0 fails if it tries to write any file (only rank 0 writes).
 ``fail``: rank 1 raises a user error after the first epoch (the whole run must fail).
+``cut``: every rank is interrupted after the first epoch; ``resume`` then goes on from there.
 """
 
 from __future__ import annotations
@@ -35,13 +36,24 @@ def main(argv: list[str] | None) -> int:
     def on_epoch_end(epoch: int, row: dict) -> None:
         if mode == "fail" and dist.rank() == 1:
             raise AuditError("rank 1 was told to fail")
+        if mode == "cut" and epoch == 1:
+            raise KeyboardInterrupt
 
     model = SimpleConvNet(SimpleConvNetConfig(convs=(4, 6), fc4=16))
     init_weights(model, torch.Generator().manual_seed(0))
     train = load_split("mnist", "train", data_dir)
     test = load_split("mnist", "test", data_dir)
     config = TrainConfig(epochs=2, batch_size=40, seed=0)
-    fit(model, train, test, config, out_dir=out, quiet=True, on_epoch_end=on_epoch_end)
+    fit(
+        model,
+        train,
+        test,
+        config,
+        out_dir=out,
+        quiet=True,
+        on_epoch_end=on_epoch_end,
+        resume=mode == "resume",
+    )
     dist.shutdown()
     return 0
 

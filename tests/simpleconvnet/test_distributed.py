@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -101,8 +102,6 @@ def _assert_same_answer(one: Path, many: Path) -> None:
     w2 = load_file(str(many / "last" / "model.safetensors"))
     for key in w1:
         assert _rel(w2[key], w1[key]) < 1e-3, key
-    import json
-
     acc1 = json.loads((one / "last" / "model.json").read_text())["metrics"]["test_accuracy"]
     acc2 = json.loads((many / "last" / "model.json").read_text())["metrics"]["test_accuracy"]
     assert abs(acc1 - acc2) <= 0.002
@@ -159,12 +158,22 @@ def test_two_nodes_with_c10d_rendezvous(single_run, tmp_path: Path) -> None:
     _assert_same_answer(one, many)
 
 
-def test_only_rank_zero_writes_files(single_run, tmp_path: Path) -> None:
+SCRIPT = str(ROOT / "tests" / "scripts" / "dist_fit.py")
+
+
+def test_only_rank_zero_writes_and_a_resumed_run_ends_where_a_whole_one_does(
+    single_run, tmp_path: Path
+) -> None:
     data, _ = single_run
-    script = str(ROOT / "tests" / "scripts" / "dist_fit.py")
-    code, log = finish(single_node(2, script, "guard", str(data), str(tmp_path / "out")))
+    code, log = finish(single_node(2, SCRIPT, "guard", str(data), str(tmp_path / "whole")))
     assert code == 0, log
-    assert (tmp_path / "out" / "last" / "model.safetensors").is_file()
+    whole = (tmp_path / "whole" / "last" / "model.safetensors").read_bytes()
+    code, log = finish(single_node(2, SCRIPT, "cut", str(data), str(tmp_path / "cut")))
+    assert code != 0
+    assert json.loads((tmp_path / "cut" / "last" / "model.json").read_text())["epoch"] == 1
+    code, log = finish(single_node(2, SCRIPT, "resume", str(data), str(tmp_path / "cut")))
+    assert code == 0, log
+    assert (tmp_path / "cut" / "last" / "model.safetensors").read_bytes() == whole
 
 
 def test_a_failing_rank_fails_the_whole_run_with_its_message(single_run, tmp_path: Path) -> None:
