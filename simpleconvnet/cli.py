@@ -124,7 +124,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(
             f"SimpleConvNet {model_config.convs} on {args.dataset}: test accuracy "
             f"{result.final.accuracy:.2%} (best {result.best_accuracy:.2%}) after "
-            f"{config.epochs} epochs, {result.seconds:.1f} s; checkpoints in {args.out}/"
+            f"{config.epochs} epoch(s), {result.seconds:.1f} s; checkpoints in {args.out}/"
         )
     return 0
 
