@@ -1,0 +1,65 @@
+"""Build ``index.html`` and ``report.pdf`` from a run folder's finished stages."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from dissect.atomic import atomic_write_text
+from dissect.errors import AuditError
+from reports import content
+from reports.html import render_html
+from reports.pdf import write_pdf
+from reports.stages import NETWORKS
+
+__all__ = ["build_report", "report_context"]
+
+
+def report_context(run_dir: Path) -> dict:
+    view = content.RunView(run_dir)
+    if not view.config and view.record("train") is None:
+        raise AuditError(
+            f"{run_dir} is not a run folder (no run.json, no train/stage.json): "
+            "make one with `reports run --name NAME`"
+        )
+    nets = content.available_networks(view)
+    return {
+        "name": view.name,
+        "description": str(view.config.get("description", "")),
+        "config": view.config,
+        "created": time.strftime("%Y-%m-%d %H:%M"),
+        "stages": content.stage_times(view),
+        "overview": content.overview(view),
+        "training": content.training(view),
+        "first_layer": content.first_layer(view),
+        "confusions": [content.confusion_section(view, n) for n in nets],
+        "animations": content.animations(view),
+        "notes": {
+            "prune": view.missing("prune"),
+            "handnet": view.missing("handnet-build"),
+            "dissect": view.missing(*(f"dissect-{n.key}" for n in NETWORKS[:1])),
+            "superstimuli": view.missing(*(f"superstimuli-{n.key}" for n in NETWORKS[:1])),
+        },
+    }
+
+
+def build_report(run_dir: Path, out: Path | None = None, *, quiet: bool = False) -> dict[str, Path]:
+    """Write ``out/index.html`` and ``out/report.pdf`` (``out`` defaults to RUN_DIR/report)."""
+    run_dir = Path(run_dir)
+    out = Path(out) if out is not None else run_dir / "report"
+    context = report_context(run_dir)
+    for note in _missing_notes(context):
+        print(f"warning: {note}", file=sys.stderr)
+    html = render_html(context)
+    atomic_write_text(out / "index.html", html)
+    write_pdf(html, out / "report.pdf", out)
+    if not quiet:
+        print(f"report: {out / 'index.html'} and {out / 'report.pdf'}", file=sys.stderr)
+    return {"html": out / "index.html", "pdf": out / "report.pdf"}
+
+
+def _missing_notes(context: dict) -> list[str]:
+    notes = [*context["overview"]["missing"], context["training"].get("missing")]
+    notes += list(context["notes"].values())
+    return sorted({n for n in notes if n})

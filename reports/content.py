@@ -1,0 +1,185 @@
+"""Gather what the report shows from a run folder: one function per section.
+
+Each section function returns a dict for the template. When a stage it needs has not
+finished, the dict holds ``missing``: which stage, and the command that produces it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from reports import figures
+from reports.pipeline import RUN_FILE, read_record
+from reports.stages import NETWORKS, Network
+
+__all__ = ["RunView", "data_uri", "missing_note", "overview", "confusion_section"]
+
+
+def data_uri(data: bytes, mime: str = "image/png") -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+class RunView:
+    """Read access to a run folder: its settings, stage records and test images."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+        path = self.run_dir / RUN_FILE
+        self.config: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+        self._images: np.ndarray | None = None
+
+    @property
+    def name(self) -> str:
+        return str(self.config.get("name", self.run_dir.name))
+
+    def record(self, stage: str) -> dict[str, Any] | None:
+        return read_record(self.run_dir / stage)
+
+    def summary(self, stage: str) -> dict[str, Any]:
+        return (self.record(stage) or {}).get("summary", {})
+
+    def missing(self, *stages: str) -> str | None:
+        """A note naming the first of ``stages`` that has not finished, else ``None``."""
+        for stage in stages:
+            if self.record(stage) is None:
+                return missing_note(self.run_dir, stage)
+        return None
+
+    def test_images(self) -> np.ndarray:
+        """Test images ``[N, 28, 28]`` in [0, 1], as the trained net saw them."""
+        if self._images is None:
+            from dissect.checkpoints import load_checkpoint_data, read_metadata
+
+            meta = read_metadata(self.run_dir / self.summary("train")["checkpoint"])
+            images, _ = load_checkpoint_data(meta, "test")
+            self._images = images[:, 0].numpy()
+        return self._images
+
+
+def missing_note(run_dir: Path, stage: str) -> str:
+    root = run_dir.parent
+    where = "" if root == Path("runs") else f" --runs-root {root}"
+    return (
+        f"stage '{stage}' has not finished in {run_dir}: produce it with "
+        f"`reports run --name {run_dir.name}{where}`"
+    )
+
+
+def available_networks(view: RunView) -> list[Network]:
+    return [n for n in NETWORKS if view.record(f"measure-{n.key}") is not None]
+
+
+def overview(view: RunView) -> dict[str, Any]:
+    rows, per_class = [], []
+    for net in available_networks(view):
+        m = view.summary(f"measure-{net.key}")
+        producer = view.record(net.stage) or {}
+        rows.append(
+            {
+                "title": net.title,
+                "accuracy": m["accuracy"],
+                "parameters": m["parameters"],
+                "conv_macs": m["conv_macs"],
+                "widths": "-".join(str(w) for w in m["conv_widths"]),
+                "seconds": producer.get("seconds", float("nan")),
+            }
+        )
+        per_class.append(
+            {"title": net.title, "values": [m["per_class"][str(k)] for k in range(10)]}
+        )  # noqa: E501
+    missing = [view.missing(n.stage, f"measure-{n.key}") for n in NETWORKS]
+    return {"rows": rows, "per_class": per_class, "missing": [m for m in missing if m]}
+
+
+def stage_times(view: RunView) -> list[dict[str, Any]]:
+    rows = []
+    for folder in sorted(p for p in view.run_dir.iterdir() if p.is_dir()):
+        record = read_record(folder)
+        if record is not None:
+            rows.append(
+                {"stage": folder.name, "seconds": record["seconds"], "at": record["finished_at"]}
+            )
+    return rows
+
+
+def training(view: RunView) -> dict[str, Any]:
+    note = view.missing("train")
+    if note:
+        return {"missing": note}
+    history = pd.read_csv(view.run_dir / "train" / "history.csv")
+    return {"plot": data_uri(figures.history_plot(history, "SimpleConvNet training"))}
+
+
+def confusion_section(view: RunView, net: Network, per_cell: int = 4) -> dict[str, Any]:
+    """Counts per (true, predicted) cell, with the most confident examples of each cell."""
+    frame = pd.read_csv(view.run_dir / f"measure-{net.key}" / "predictions.csv")
+    images = view.test_images()
+    counts = pd.crosstab(frame["label"], frame["pred"]).reindex(
+        index=range(10), columns=range(10), fill_value=0
+    )  # noqa: E501
+    cells = {}
+    for (label, pred), group in frame.groupby(["label", "pred"]):
+        top = group.nlargest(per_cell, "confidence")
+        cells[f"{label}-{pred}"] = [
+            {"src": data_uri(figures.digit_png(images[i])), "confidence": c, "index": int(i)}
+            for i, c in zip(top["index"], top["confidence"], strict=True)
+        ]
+    mistakes = frame[frame["label"] != frame["pred"]].nlargest(16, "confidence")
+    grid = figures.digits_grid(
+        images[mistakes["index"].to_numpy()],
+        [f"{t}->{p} ({c:.2f})" for t, p, c in zip(mistakes["label"], mistakes["pred"], mistakes["confidence"], strict=True)],  # noqa: E501
+    ) if len(mistakes) else None  # fmt: skip
+    return {
+        "key": net.key,
+        "title": net.title,
+        "counts": counts.to_numpy().tolist(),
+        "max": int(counts.to_numpy().max()),
+        "cells": cells,
+        "mistakes": data_uri(grid) if grid else None,
+    }
+
+
+def first_layer(view: RunView) -> list[dict[str, Any]]:
+    from dissect.checkpoints import load_checkpoint
+
+    out = []
+    for net in NETWORKS:
+        record = view.record(net.stage)
+        if record is None:
+            continue
+        model, _ = load_checkpoint(view.run_dir / record["summary"]["checkpoint"])
+        out.append(
+            {"title": net.title, "filters": data_uri(figures.mosaic_png(model.conv1.weight))}
+        )
+    return out
+
+
+def animations(view: RunView) -> list[dict[str, Any]]:
+    from safetensors.torch import load_file
+
+    out = []
+    for title, stage in (
+        ("SimpleConvNet training", "train"),
+        ("HandNet free fine-tune", "handnet-free"),
+        ("HandNet constrained fine-tune", "handnet-constrained"),
+    ):  # noqa: E501
+        path = view.run_dir / stage / "snapshots.safetensors"
+        if view.record(stage) is None or not path.is_file():
+            continue
+        frames = load_file(str(path))
+        last = frames[sorted(frames)[-1]]
+        out.append(
+            {
+                "title": title,
+                "frames": len(frames),
+                "gif": data_uri(figures.filter_animation(frames), "image/gif"),
+                "still": data_uri(figures.mosaic_png(last)),
+            }
+        )
+    return out

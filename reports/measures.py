@@ -1,0 +1,62 @@
+"""Small measurements the overview table needs: sizes, conv FLOPs, test-set predictions."""
+
+from __future__ import annotations
+
+import pandas as pd
+import torch
+from torch import nn
+
+__all__ = ["parameter_count", "conv_macs", "predictions"]
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def conv_macs(model: nn.Module, image_size: int = 28) -> int:
+    """Multiply-accumulates of every ``nn.Conv2d`` for one ``[1, 1, S, S]`` input."""
+    total = 0
+
+    def count(module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
+        nonlocal total
+        assert isinstance(module, nn.Conv2d)
+        k = module.weight[0].numel()  # C_in/groups * kh * kw
+        total += output.numel() * k
+
+    handles = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    try:
+        with torch.no_grad():
+            device = next(model.parameters()).device
+            model(torch.zeros(1, 1, image_size, image_size, device=device))
+    finally:
+        for h in handles:
+            h.remove()
+    return total
+
+
+def predictions(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000
+) -> pd.DataFrame:
+    """One row per test image: ``index, label, pred, confidence`` and ``p0..p9``.
+
+    ``images: [N, 1, 28, 28]`` in [0, 1]; ``confidence`` is the probability of ``pred``.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    chunks = []
+    with torch.no_grad():
+        for s in range(0, len(images), batch_size):
+            chunks.append(model(images[s : s + batch_size].to(device)).exp().cpu())
+    probs = torch.cat(chunks)
+    conf, pred = probs.max(1)
+    frame = pd.DataFrame(
+        {
+            "index": range(len(labels)),
+            "label": labels.cpu().numpy(),
+            "pred": pred.numpy(),
+            "confidence": conf.numpy(),
+        }
+    )
+    for k in range(probs.shape[1]):
+        frame[f"p{k}"] = probs[:, k].numpy()
+    return frame

@@ -1,0 +1,156 @@
+"""The pipeline's stages: each a small function calling the other packages' public API.
+
+A stage reads its upstream stages' folders, writes into ``ctx.out`` and returns a summary
+(stored in its ``stage.json``). Producer stages name their checkpoint in the summary
+(``"checkpoint": "train/best"``, relative to the run folder), so later stages need not know
+each package's folder layout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dissect.atomic import atomic_save, atomic_write_text
+from reports.config import RunConfig
+from reports.pipeline import Stage, StageContext
+
+__all__ = ["Network", "NETWORKS", "build_stages", "load_data", "checkpoint_of", "code_digest"]
+
+
+@dataclass(frozen=True)
+class Network:
+    """A network the report compares: its key, its title and the stage that makes it."""
+
+    key: str
+    title: str
+    stage: str
+    family: str
+
+
+NETWORKS: tuple[Network, ...] = (
+    Network("simpleconvnet", "SimpleConvNet (unpruned)", "train", "SimpleConvNet"),
+    Network("pruned", "SimpleConvNet (pruned)", "prune", "SimpleConvNet"),
+    Network("handnet-built", "HandNet (hand-built)", "handnet-build", "HandNet"),
+    Network("handnet-constrained", "HandNet (constrained fine-tune)", "handnet-constrained", "HandNet"),
+    Network("handnet-free", "HandNet (free fine-tune)", "handnet-free", "HandNet"),
+)  # fmt: skip
+
+DATA_KEYS = ("dataset", "data_dir", "seed")
+
+
+def load_data(config: RunConfig) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+    from simpleconvnet.data import load_split
+
+    return (
+        load_split(config.dataset, "train", config.data_dir),
+        load_split(config.dataset, "test", config.data_dir),
+    )
+
+
+def data_meta(config: RunConfig) -> dict[str, Any]:
+    from simpleconvnet.data import LOADER
+
+    return {"loader": LOADER, "name": config.dataset, "data_dir": config.data_dir}
+
+
+def checkpoint_of(ctx: StageContext, stage: str) -> Path:
+    """The checkpoint folder an upstream producer stage names in its summary."""
+    return ctx.run_dir / ctx.summary(stage)["checkpoint"]
+
+
+def missing_module(*modules: str) -> str | None:
+    for name in modules:
+        try:
+            if importlib.util.find_spec(name) is None:
+                return f"module {name} is not installed yet"
+        except ModuleNotFoundError:
+            return f"module {name} is not installed yet"
+    return None
+
+
+# -- SimpleConvNet -----------------------------------------------------------------------------
+def run_train(ctx: StageContext) -> dict[str, Any]:
+    from simpleconvnet.model import SimpleConvNet, SimpleConvNetConfig, init_weights
+    from simpleconvnet.train import TrainConfig, fit
+
+    c = ctx.config
+    train, test = load_data(c)
+    model = SimpleConvNet(SimpleConvNetConfig(convs=tuple(c.widths), fc4=c.fc4))
+    init_weights(model, torch.Generator().manual_seed(c.seed))
+    model.to(ctx.device)
+    meta = {"kind": "SimpleConvNet", "data": data_meta(c), "world_size": 1}
+    result = fit(
+        model, train, test, TrainConfig(epochs=c.epochs, seed=c.seed), out_dir=ctx.out,
+        metadata=meta, quiet=ctx.quiet, desc="train",
+    )  # fmt: skip
+    return {
+        "checkpoint": f"{ctx.out.name}/best",
+        "accuracy": result.final.accuracy,
+        "best_accuracy": result.best_accuracy,
+        "train_seconds": result.seconds,
+    }
+
+
+# -- every network: the measurements the report shows -----------------------------------------
+def run_measure(ctx: StageContext, net: Network) -> dict[str, Any]:
+    from dissect.checkpoints import load_checkpoint, load_checkpoint_data
+    from reports.measures import conv_macs, parameter_count, predictions
+
+    model, meta = load_checkpoint(checkpoint_of(ctx, net.stage), map_location=ctx.device)
+    images, labels = load_checkpoint_data(meta, "test")
+    frame = predictions(model, images, labels)
+    atomic_save(ctx.out / "predictions.csv", lambda p: frame.to_csv(p, index=False))
+    correct = frame["label"] == frame["pred"]
+    per_class = correct.groupby(frame["label"]).mean()
+    summary = {
+        "network": net.key,
+        "title": net.title,
+        "accuracy": float(correct.mean()),
+        "per_class": {int(k): float(v) for k, v in per_class.items()},
+        "parameters": parameter_count(model),
+        "conv_macs": conv_macs(model),
+        "conv_widths": [int(getattr(model, n).out_channels) for n in model.conv_names],
+    }
+    atomic_write_text(ctx.out / "metrics.json", json.dumps(summary, indent=2))
+    return summary
+
+
+def code_digest() -> dict[str, str]:
+    """The report depends on its own templates and code: a change there rebuilds it."""
+    root = Path(__file__).parent
+    h = hashlib.sha256()
+    for path in sorted([*root.glob("*.py"), *root.glob("templates/*"), *root.glob("static/*")]):
+        h.update(path.name.encode() + path.read_bytes())
+    return {"reports_code": h.hexdigest()}
+
+
+def run_report(ctx: StageContext) -> dict[str, Any]:
+    from reports.build import build_report
+
+    paths = build_report(ctx.run_dir, ctx.out, quiet=ctx.quiet)
+    return {name: str(p.relative_to(ctx.run_dir)) for name, p in paths.items()}
+
+
+def _measure_stage(net: Network) -> Stage:
+    return Stage(f"measure-{net.key}", lambda ctx: run_measure(ctx, net), deps=(net.stage,))
+
+
+def build_stages() -> list[Stage]:
+    """Every stage, in the order they run."""
+    stages = [Stage("train", run_train, keys=(*DATA_KEYS, "epochs", "widths", "fc4"))]
+    producers = {s.name for s in stages}
+    stages += [_measure_stage(n) for n in NETWORKS if n.stage in producers]
+    stages.append(
+        Stage(
+            "report", run_report, deps=tuple(s.name for s in stages),
+            keys=("name", "description"), extra_inputs=code_digest,
+        )
+    )  # fmt: skip
+    return stages
