@@ -35,6 +35,7 @@ def report_context(run_dir: Path) -> dict:
         "first_layer": content.first_layer(view),
         "confusions": [content.confusion_section(view, n) for n in nets],
         "animations": content.animations(view),
+        "verdicts": content.claims_section(view),
         "notes": {
             "prune": view.missing("prune"),
             "handnet": view.missing("handnet-build"),

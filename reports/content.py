@@ -183,3 +183,29 @@ def animations(view: RunView) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def measures_by_network(view: RunView) -> dict[str, dict[str, Any]]:
+    return {n.key: view.summary(f"measure-{n.key}") for n in available_networks(view)}
+
+
+def dissections_by_network(view: RunView) -> dict[str, dict[str, Any]]:
+    return {
+        n.key: view.summary(f"dissect-{n.key}") for n in NETWORKS if view.record(f"dissect-{n.key}")
+    }
+
+
+def claims_section(view: RunView) -> dict[str, Any]:
+    from reports.verdicts import SCORE_FIELDS, claims, scorecard
+
+    dissections = dissections_by_network(view)
+    orientations = dissections.get("simpleconvnet", {}).get("orientations")
+    titles = {n.key: n.title for n in NETWORKS}
+    rows = scorecard(dissections)
+    for row in rows:
+        row["network"] = titles[row["network"]]
+    return {
+        "claims": claims(measures_by_network(view), view.summary("prune"), orientations),
+        "scorecard": rows,
+        "fields": SCORE_FIELDS,
+    }

@@ -1,0 +1,122 @@
+"""The study's claims with our measured verdicts, and the interpretability scorecard.
+
+Pure functions of the stage summaries (plain dicts), so each verdict is easy to test.
+A verdict is ``holds``, ``fails`` or ``not measured`` with the evidence in one sentence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "Verdict",
+    "claims",
+    "pruning_claim",
+    "handnet_claim",
+    "orientation_claim",
+    "conv3_claim",
+    "scorecard",
+]
+
+#: Accuracy differences within this many points count as "on par" / "kept".
+TOLERANCE = 0.01
+ORIENTATIONS = (0, 45, 90, 135)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    claim: str
+    verdict: str
+    evidence: str
+
+
+def _acc(measures: dict[str, dict[str, Any]], key: str) -> float | None:
+    return measures.get(key, {}).get("accuracy")
+
+
+def pruning_claim(measures: dict[str, dict[str, Any]], prune: dict[str, Any]) -> Verdict:
+    claim = "Pruning plus retraining keeps accuracy."
+    before, after = _acc(measures, "simpleconvnet"), _acc(measures, "pruned")
+    if before is None or after is None:
+        return Verdict(claim, "not measured", "the pruned network is not available")
+    kept = prune.get("parameters_kept")
+    size = f" with {kept:.0%} of the parameters" if isinstance(kept, float) else ""
+    ok = after >= before - TOLERANCE
+    return Verdict(
+        claim, "holds" if ok else "fails",
+        f"test accuracy {before:.2%} before, {after:.2%} after pruning{size} "
+        f"(tolerance {TOLERANCE:.0%})",
+    )  # fmt: skip
+
+
+def conv3_claim(prune: dict[str, Any]) -> Verdict:
+    claim = "conv3 only copies conv2 (the third layer is redundant)."
+    finding = prune.get("redundancy")
+    if not finding:
+        return Verdict(claim, "not measured", "the pruning stage reported no redundancy test")
+    redundant = bool(finding.get("redundant"))
+    return Verdict(claim, "holds" if redundant else "fails", str(finding.get("evidence", "")))
+
+
+def orientation_claim(orientations: list[float] | None, r2_min: float = 0.5) -> Verdict:
+    """``orientations``: degrees of the conv1 Gabor fits with R^2 >= ``r2_min``."""
+    claim = "conv1 filters span the line orientations 0/45/90/135 degrees."
+    if not orientations:
+        return Verdict(claim, "not measured", "no Gabor fits of conv1 are available")
+    found = []
+    for target in ORIENTATIONS:
+        gaps = [min(abs(o - target) % 180, 180 - abs(o - target) % 180) for o in orientations]
+        found.append(min(gaps) <= 22.5)
+    covered = [t for t, f in zip(ORIENTATIONS, found, strict=True) if f]
+    return Verdict(
+        claim, "holds" if all(found) else "fails",
+        f"{len(orientations)} well-fitted filters; orientations within 22.5 degrees of "
+        f"{', '.join(map(str, covered)) or 'none'} of 0/45/90/135",
+    )  # fmt: skip
+
+
+def handnet_claim(measures: dict[str, dict[str, Any]]) -> Verdict:
+    claim = "Hand-built is worse before fine-tuning and on par after."
+    ref = _acc(measures, "simpleconvnet")
+    built = _acc(measures, "handnet-built")
+    tuned = [
+        a
+        for a in (_acc(measures, "handnet-constrained"), _acc(measures, "handnet-free"))
+        if a is not None
+    ]  # noqa: E501
+    if ref is None or built is None or not tuned:
+        return Verdict(claim, "not measured", "HandNet is not available")
+    ok = built < ref - TOLERANCE and max(tuned) >= ref - TOLERANCE
+    return Verdict(
+        claim, "holds" if ok else "fails",
+        f"SimpleConvNet {ref:.2%}; HandNet hand-built {built:.2%}, after fine-tuning "
+        f"{', '.join(f'{a:.2%}' for a in tuned)}",
+    )  # fmt: skip
+
+
+def claims(
+    measures: dict[str, dict[str, Any]], prune: dict[str, Any], orientations: list[float] | None
+) -> list[Verdict]:
+    return [
+        pruning_claim(measures, prune),
+        conv3_claim(prune),
+        orientation_claim(orientations),
+        handnet_claim(measures),
+    ]
+
+
+SCORE_FIELDS = {
+    "confident_share": "share of channels with a confident description",
+    "gabor_r2": "mean Gabor R^2 of conv1",
+    "decomposition_error": "largest error of the exact decompositions",
+    "ablation_agreement": "agreement of ablations with the contribution tables",
+}
+
+
+def scorecard(dissections: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per network from its dissection summary; absent figures stay ``None``."""
+    return [
+        {"network": key, **{f: summary.get(f) for f in SCORE_FIELDS}}
+        for key, summary in dissections.items()
+    ]
