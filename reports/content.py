@@ -145,7 +145,17 @@ def confusion_section(view: RunView, net: Network, per_cell: int = 4) -> dict[st
     }
 
 
-def first_layer(view: RunView) -> list[dict[str, Any]]:
+def first_layer_maps(model: Any, images: np.ndarray) -> np.ndarray:
+    """conv1 + ReLU of ``images [N, 28, 28]`` -> ``[N, C, 28, 28]``."""
+    import torch
+
+    with torch.no_grad():
+        x = torch.as_tensor(images[:, None], dtype=torch.float32)
+        return torch.relu(model.conv1(model.normalize(x))).numpy()
+
+
+def first_layer(view: RunView, samples: tuple[int, ...] = (0,)) -> list[dict[str, Any]]:
+    """conv1 filters of each network, and the maps they make of a few real test digits."""
     from dissect.checkpoints import load_checkpoint
 
     out = []
@@ -154,8 +164,18 @@ def first_layer(view: RunView) -> list[dict[str, Any]]:
         if record is None:
             continue
         model, _ = load_checkpoint(view.run_dir / record["summary"]["checkpoint"])
+        digits = view.test_images()[list(samples)]
+        maps = first_layer_maps(model, digits)
+        captions = [f"{net.title}: conv1 on test digit #{i}" for i in samples]
         out.append(
-            {"title": net.title, "filters": data_uri(figures.mosaic_png(model.conv1.weight))}
+            {
+                "title": net.title,
+                "filters": data_uri(figures.mosaic_png(model.conv1.weight)),
+                "maps": [
+                    data_uri(figures.activation_grid(d, m, c))
+                    for d, m, c in zip(digits, maps, captions, strict=True)
+                ],
+            }
         )
     return out
 

@@ -23,6 +23,7 @@ __all__ = [
     "filter_animation",
     "digits_grid",
     "line_plot",
+    "activation_grid",
 ]
 
 
@@ -72,13 +73,15 @@ def digit_png(image: np.ndarray, scale: int = 2) -> bytes:
     return _image_png(img.resize((img.width * scale, img.height * scale), Image.NEAREST))
 
 
-def filter_mosaic(weights: torch.Tensor, scale: int = 8, columns: int = 8) -> Image.Image:
+def filter_mosaic(
+    weights: torch.Tensor, scale: int = 8, columns: int = 8, gap: int = 5
+) -> Image.Image:
     """First-layer filters ``[C, 1, k, k]`` as one grid: each filter scaled to its own max
     magnitude, red positive, blue negative, white zero; channel order row by row."""
     w = weights.detach().float().cpu()[:, 0].numpy()
     c, k, _ = w.shape
     rows = -(-c // columns)
-    cell, gap = k * scale, 2
+    cell = k * scale
     canvas = np.full((rows * (cell + gap), min(c, columns) * (cell + gap), 3), 255, np.uint8)
     for i in range(c):
         f = w[i] / (np.abs(w[i]).max() + 1e-12)
@@ -120,4 +123,23 @@ def digits_grid(images: np.ndarray, captions: Sequence[str], columns: int = 8) -
     for ax, image, caption in zip(axes.flat, images, captions, strict=False):
         ax.imshow(image, cmap="gray", vmin=0, vmax=1)
         ax.set_title(caption, fontsize=7)
+    return figure_png(fig)
+
+
+def activation_grid(digit: np.ndarray, maps: np.ndarray, title: str, columns: int = 16) -> bytes:
+    """A digit ``[28, 28]`` and the ReLU maps ``[C, H, W]`` it drives in one layer, channel
+    ``c`` titled ``c + 1`` (1-based, as everywhere a person reads)."""
+    c = len(maps)
+    rows = 1 + -(-c // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.6, rows * 0.7), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    axes[0, 0].imshow(digit, cmap="gray", vmin=0, vmax=1)
+    axes[0, 0].set_title("input", fontsize=6)
+    top = float(maps.max()) or 1.0
+    for i in range(c):
+        ax = axes[1 + i // columns, i % columns]
+        ax.imshow(maps[i], cmap="magma", vmin=0, vmax=top)
+        ax.set_title(str(i + 1), fontsize=6)
+    fig.suptitle(title, fontsize=8)
     return figure_png(fig)

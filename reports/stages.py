@@ -43,6 +43,8 @@ NETWORKS: tuple[Network, ...] = (
 )  # fmt: skip
 
 DATA_KEYS = ("dataset", "data_dir", "seed")
+#: Steps between first-layer snapshots: about 40 frames for the 15-epoch default animation.
+SNAPSHOT_EVERY = 25
 
 
 def load_data(config: RunConfig) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
@@ -87,7 +89,7 @@ def run_train(ctx: StageContext) -> dict[str, Any]:
     model.to(ctx.device)
     meta = {"kind": "SimpleConvNet", "data": data_meta(c), "world_size": 1}
     result = fit(
-        model, train, test, TrainConfig(epochs=c.epochs, seed=c.seed), out_dir=ctx.out,
+        model, train, test, TrainConfig(epochs=c.epochs, seed=c.seed, snapshot_every=SNAPSHOT_EVERY), out_dir=ctx.out,
         metadata=meta, quiet=ctx.quiet, desc="train",
     )  # fmt: skip
     return {
@@ -144,7 +146,12 @@ def _measure_stage(net: Network) -> Stage:
 
 def build_stages() -> list[Stage]:
     """Every stage, in the order they run."""
-    stages = [Stage("train", run_train, keys=(*DATA_KEYS, "epochs", "widths", "fc4"))]
+    stages = [
+        Stage(
+            "train", run_train, keys=(*DATA_KEYS, "epochs", "widths", "fc4"),
+            extra_inputs=lambda: {"snapshot_every": SNAPSHOT_EVERY},
+        )
+    ]  # fmt: skip
     producers = {s.name for s in stages}
     stages += [_measure_stage(n) for n in NETWORKS if n.stage in producers]
     stages.append(
