@@ -66,3 +66,15 @@ def test_build_of_a_folder_that_is_no_run_is_one_line_error(tmp_path: Path, caps
 
     assert run_cli(_main, ["build", str(tmp_path)]) == 2
     assert "is not a run folder" in capsys.readouterr().err
+
+
+def test_run_name_with_markup_is_escaped(tiny_run: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "named"
+    shutil.copytree(tiny_run, copy, ignore=shutil.ignore_patterns("report"))
+    config = json.loads((copy / "run.json").read_text())
+    config["name"] = "<script>alert(1)</script>"
+    (copy / "run.json").write_text(json.dumps(config))
+    assert run_reports("build", str(copy), "--quiet") == 0
+    html = (copy / "report" / "index.html").read_text()
+    assert "<script>alert(1)" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
