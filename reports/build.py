@@ -45,12 +45,17 @@ def report_context(run_dir: Path) -> dict:
     }
 
 
-def build_report(run_dir: Path, out: Path | None = None, *, quiet: bool = False) -> dict[str, Path]:
-    """Write ``out/index.html`` and ``out/report.pdf`` (``out`` defaults to RUN_DIR/report)."""
+def build_report(
+    run_dir: Path, out: Path | None = None, *, quiet: bool = False, warn: bool = True
+) -> dict[str, Path]:
+    """Write ``out/index.html`` and ``out/report.pdf`` (``out`` defaults to RUN_DIR/report).
+
+    With ``warn``, each stage the report lacks is named on stderr with the command that makes it.
+    """
     run_dir = Path(run_dir)
     out = Path(out) if out is not None else run_dir / "report"
     context = report_context(run_dir)
-    for note in _missing_notes(context):
+    for note in _missing_notes(context) if warn else []:
         print(f"warning: {note}", file=sys.stderr)
     html = render_html(context)
     atomic_write_text(out / "index.html", html)

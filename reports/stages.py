@@ -136,7 +136,7 @@ def code_digest() -> dict[str, str]:
 def run_report(ctx: StageContext) -> dict[str, Any]:
     from reports.build import build_report
 
-    paths = build_report(ctx.run_dir, ctx.out, quiet=ctx.quiet)
+    paths = build_report(ctx.run_dir, ctx.out, quiet=ctx.quiet, warn=False)
     return {name: str(p.relative_to(ctx.run_dir)) for name, p in paths.items()}
 
 
