@@ -18,11 +18,19 @@ from reports import figures
 from reports.pipeline import RUN_FILE, read_record
 from reports.stages import NETWORKS, Network
 
-__all__ = ["RunView", "data_uri", "missing_note", "overview", "confusion_section"]
+__all__ = ["RunView", "data_uri", "file_uri", "missing_note", "overview", "confusion_section"]
 
 
 def data_uri(data: bytes, mime: str = "image/png") -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+MIME = {".png": "image/png", ".gif": "image/gif", ".svg": "image/svg+xml", ".jpg": "image/jpeg"}
+
+
+def file_uri(path: Path) -> str:
+    """An image file a stage wrote, embedded so the HTML stays one self-contained file."""
+    return data_uri(path.read_bytes(), MIME[path.suffix.lower()])
 
 
 class RunView:
@@ -85,7 +93,7 @@ def overview(view: RunView) -> dict[str, Any]:
                 "title": net.title,
                 "accuracy": m["accuracy"],
                 "parameters": m["parameters"],
-                "conv_macs": m["conv_macs"],
+                "conv_flops": 2 * m["conv_macs"],
                 "widths": "-".join(str(w) for w in m["conv_widths"]),
                 "seconds": producer.get("seconds", float("nan")),
             }
