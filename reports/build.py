@@ -32,12 +32,12 @@ def report_context(run_dir: Path) -> dict:
         "stages": content.stage_times(view),
         "overview": content.overview(view),
         "training": content.training(view),
+        "pruning": content.pruning(view),
         "first_layer": content.first_layer(view),
         "confusions": [content.confusion_section(view, n) for n in nets],
         "animations": content.animations(view),
         "verdicts": content.claims_section(view),
         "notes": {
-            "prune": view.missing("prune"),
             "handnet": view.missing("handnet-build"),
             "dissect": view.missing(*(f"dissect-{n.key}" for n in NETWORKS[:1])),
             "superstimuli": view.missing(*(f"superstimuli-{n.key}" for n in NETWORKS[:1])),
@@ -67,5 +67,6 @@ def build_report(
 
 def _missing_notes(context: dict) -> list[str]:
     notes = [*context["overview"]["missing"], context["training"].get("missing")]
+    notes += [context["pruning"].get("missing")]
     notes += list(context["notes"].values())
     return sorted({n for n in notes if n})

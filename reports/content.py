@@ -237,3 +237,46 @@ def claims_section(view: RunView) -> dict[str, Any]:
         "scorecard": rows,
         "fields": SCORE_FIELDS,
     }
+
+
+def csv_table(path: Path, max_rows: int | None = None, digits: int = 3) -> dict[str, Any] | None:
+    """A CSV a stage wrote, as ``{"columns", "rows"}`` for the template's table macro."""
+    if not path.is_file():
+        return None
+    frame = pd.read_csv(path)
+    if max_rows is not None:
+        frame = frame.head(max_rows)
+    frame = frame.round(digits)
+    rows = [["" if pd.isna(v) else v for v in row] for row in frame.itertuples(index=False)]
+    return {"columns": [str(c) for c in frame.columns], "rows": rows}
+
+
+def images_in(folder: Path, pattern: str = "*.png") -> list[dict[str, str]]:
+    """Every image matching ``pattern`` in ``folder``, captioned by its file name."""
+    return [
+        {"name": p.stem.replace("_", " "), "src": file_uri(p)} for p in sorted(folder.glob(pattern))
+    ]
+
+
+def pruning(view: RunView) -> dict[str, Any]:
+    note = view.missing("prune")
+    if note:
+        return {"missing": note}
+    folder, summary = view.run_dir / "prune", view.summary("prune")
+    history = folder / "history.csv"
+    plots = images_in(folder, "history*.png")
+    if not plots and history.is_file():
+        frame = pd.read_csv(history)
+        ys = [c for c in frame.columns if "accuracy" in c]
+        plots = [
+            {
+                "name": "history",
+                "src": data_uri(figures.line_plot(frame, frame.columns[0], ys, "pruning")),
+            }
+        ]  # noqa: E501
+    return {
+        "plots": plots,
+        "history": csv_table(history),
+        "removed": csv_table(folder / "removed.csv"),
+        "redundancy": (summary.get("redundancy") or {}).get("evidence"),
+    }
