@@ -37,6 +37,8 @@ def report_context(run_dir: Path) -> dict:
         "confusions": [content.confusion_section(view, n) for n in nets],
         "animations": content.animations(view),
         "verdicts": content.claims_section(view),
+        "superstimuli": content.superstimuli(view),
+        "dissections": content.dissections(view),
         "notes": {
             "handnet": view.missing("handnet-build"),
             "dissect": view.missing(*(f"dissect-{n.key}" for n in NETWORKS[:1])),

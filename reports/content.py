@@ -280,3 +280,52 @@ def pruning(view: RunView) -> dict[str, Any]:
         "removed": csv_table(folder / "removed.csv"),
         "redundancy": (summary.get("redundancy") or {}).get("evidence"),
     }
+
+
+def superstimuli(view: RunView) -> list[dict[str, Any]]:
+    """Per network: one grid per layer (``conv1.png``...) and ``classes.png``."""
+    out = []
+    for net in NETWORKS:
+        folder = view.run_dir / f"superstimuli-{net.key}"
+        if view.record(folder.name) is not None:
+            out.append({"title": net.title, "images": images_in(folder)})
+    return out
+
+
+def channel_dissections(folder: Path) -> list[dict[str, Any]]:
+    """``channels/<layer>-<NN>.png`` figures, each with the contribution table beside it."""
+    return [
+        {
+            "name": png.stem,
+            "figure": file_uri(png),
+            "table": csv_table(png.with_suffix(".csv")),
+        }
+        for png in sorted((folder / "channels").glob("*.png"))
+    ]
+
+
+def read_audits(path: Path) -> list[dict[str, Any]]:
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+def dissection(view: RunView, net: Network) -> dict[str, Any] | None:
+    """What the dissect stage of ``net`` wrote, or ``None`` when it has not run."""
+    folder = view.run_dir / f"dissect-{net.key}"
+    if view.record(folder.name) is None:
+        return None
+    probes = folder / "probes.png"
+    return {
+        "key": net.key,
+        "title": net.title,
+        "labels": csv_table(folder / "labels.csv"),
+        "gabor": csv_table(folder / "gabor.csv"),
+        "probes": file_uri(probes) if probes.is_file() else None,
+        "channels": channel_dissections(folder),
+        "head": csv_table(folder / "head.csv"),
+        "ablation": csv_table(folder / "ablation.csv"),
+        "audits": read_audits(folder / "audit.json"),
+    }
+
+
+def dissections(view: RunView) -> list[dict[str, Any]]:
+    return [d for d in (dissection(view, n) for n in NETWORKS) if d is not None]
