@@ -168,10 +168,10 @@ def first_layer(view: RunView, samples: tuple[int, ...] = (0,)) -> list[dict[str
 
     out = []
     for net in NETWORKS:
-        record = view.record(net.stage)
-        if record is None:
+        checkpoint = view.summary(net.stage).get("checkpoint")
+        if checkpoint is None:
             continue
-        model, _ = load_checkpoint(view.run_dir / record["summary"]["checkpoint"])
+        model, _ = load_checkpoint(view.run_dir / checkpoint)
         digits = view.test_images()[list(samples)]
         maps = first_layer_maps(model, digits)
         captions = [f"{net.title}: conv1 on test digit #{i}" for i in samples]
