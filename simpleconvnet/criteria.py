@@ -1,0 +1,159 @@
+"""Pruning criteria: callables ``score(model, layer, data) -> Tensor[C]``, higher = keep.
+
+``data`` is ``(images [N, 1, 28, 28] in [0, 1], labels [N])``. Data-set statistics are taken on
+this rank's shard and summed across ranks, so every process gets the same scores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from dissect import distributed as dist
+
+__all__ = [
+    "Criterion",
+    "CRITERIA",
+    "activation_variation",
+    "filter_structure",
+    "superstimulus_structure",
+    "selectivity",
+    "layer_activation",
+    "rank_normalise",
+    "combine",
+]
+
+Data = tuple[torch.Tensor, torch.Tensor]
+Criterion = Callable[[nn.Module, str, Data], torch.Tensor]
+
+
+def layer_activation(model: nn.Module, layer: str, x: torch.Tensor) -> torch.Tensor:
+    """Post-ReLU map of conv ``layer`` (before pooling): ``[N, C, H, W]``."""
+    i = model.conv_names.index(layer) + 1
+    h = model.normalize(x)
+    for j in range(1, i):
+        h = model.block(j, h)
+    return getattr(model, f"relu{i}")(getattr(model, layer)(h))
+
+
+@torch.no_grad()
+def _channel_sums(model: nn.Module, layer: str, data: Data, batch_size: int = 500):
+    """Per channel: sum, sum of squares and count of activations, and per-class sums of the
+    spatial mean activation, over this rank's shard, reduced across ranks (float64)."""
+    images, labels = data
+    device = next(model.parameters()).device
+    idx = torch.as_tensor(list(dist.shard(len(images))), dtype=torch.long)
+    s1 = s2 = count = per_class = class_n = None
+    for start in range(0, len(idx), batch_size):
+        part = idx[start : start + batch_size]
+        a = layer_activation(model, layer, images[part].to(device)).double().cpu()
+        if s1 is None:
+            c = a.shape[1]
+            s1, s2, count = (
+                torch.zeros(c, dtype=torch.float64),
+                torch.zeros(c, dtype=torch.float64),
+                torch.zeros((), dtype=torch.float64),
+            )
+            per_class, class_n = (
+                torch.zeros(10, c, dtype=torch.float64),
+                torch.zeros(10, dtype=torch.float64),
+            )
+        s1 += a.sum((0, 2, 3))
+        s2 += (a * a).sum((0, 2, 3))
+        count += a.shape[0] * a.shape[2] * a.shape[3]
+        y = labels[part].cpu()
+        per_class.index_add_(0, y, a.mean((2, 3)))
+        class_n += torch.bincount(y, minlength=10).double()
+    return tuple(dist.all_reduce_sum(t) for t in (s1, s2, count, per_class, class_n))
+
+
+def activation_variation(model: nn.Module, layer: str, data: Data) -> torch.Tensor:
+    """Standard deviation of each channel's post-ReLU activation over images and positions."""
+    s1, s2, n, _, _ = _channel_sums(model, layer, data)
+    mean = s1 / n
+    return (s2 / n - mean * mean).clamp(min=0).sqrt().float()
+
+
+def selectivity(model: nn.Module, layer: str, data: Data) -> torch.Tensor:
+    """How selectively a channel responds to the digit classes and to synthetic probes.
+
+    Class part: ``(max_k m_k - mean_others) / (max_k m_k + mean_others)`` of the per-class mean
+    activations ``m_k`` (0 for a channel that never fires). Probe part: the confidence of the
+    channel's probe description (see :mod:`dissect.labels`). The score is their mean.
+    """
+    _, _, _, per_class, class_n = _channel_sums(model, layer, data)
+    m = per_class / class_n.clamp(min=1)[:, None]  # [10, C]
+    top = m.max(0).values
+    others = (m.sum(0) - top) / (m.shape[0] - 1)
+    digits = ((top - others) / (top + others).clamp(min=1e-12)).float()
+    return 0.5 * (digits + _probe_selectivity(model, layer))
+
+
+def _probe_selectivity(model: nn.Module, layer: str) -> torch.Tensor:
+    from dissect.labels import describe_layer
+
+    table = describe_layer(model, layer)
+    return torch.as_tensor(table["confidence"].to_numpy(), dtype=torch.float32)
+
+
+def low_frequency_share(weight: torch.Tensor) -> torch.Tensor:
+    """Share of each outer channel's filter energy in the lowest spatial frequencies
+    (|f| <= 1 cycle per kernel along both axes). ``weight: [O, I, k, k] -> [O]``; a zero
+    filter scores 0, white noise about 9/25, a smooth line or edge detector much more."""
+    power = torch.fft.fft2(weight.detach().double()).abs() ** 2  # [O, I, k, k]
+    k = weight.shape[-1]
+    f = torch.fft.fftfreq(k) * k
+    low = (f.abs() <= 1)[:, None] & (f.abs() <= 1)[None, :]
+    total = power.sum((1, 2, 3))
+    share = (power * low).sum((1, 2, 3)) / total.clamp(min=1e-30)
+    return torch.where(total > 0, share, torch.zeros_like(share)).float()
+
+
+def filter_structure(model: nn.Module, layer: str, data: Data) -> torch.Tensor:
+    """The opposite of noise-likeness. Every layer: the low-frequency share of the filter's
+    energy; first layer: its mean with the R^2 of a Gabor fit (:mod:`dissect.gabor`)."""
+    weight = getattr(model, layer).weight.detach().cpu()
+    share = low_frequency_share(weight)
+    if layer != model.conv_names[0]:
+        return share
+    from dissect.gabor import gabor_fit
+
+    r2 = torch.tensor([max(0.0, gabor_fit(w[0].numpy()).r2) for w in weight], dtype=torch.float32)
+    return 0.5 * (share + r2)
+
+
+def superstimulus_structure(
+    model: nn.Module, layer: str, data: Data, steps: int = 128
+) -> torch.Tensor:
+    """``1 - plainness`` of each channel's superstimulus (:mod:`dissect.superstimuli`): a
+    channel whose best input is a flat blob or nearly blank scores low."""
+    from dissect.superstimuli import plainness_of_layer
+
+    return 1.0 - plainness_of_layer(model, layer, steps=steps, seed=0).float().cpu()
+
+
+CRITERIA: dict[str, Criterion] = {
+    "variation": activation_variation,
+    "structure": filter_structure,
+    "superstimulus": superstimulus_structure,
+    "selectivity": selectivity,
+}
+
+
+def rank_normalise(score: torch.Tensor) -> torch.Tensor:
+    """Scores -> ranks scaled to [0, 1] (ties share the lower rank); scale-free across criteria."""
+    n = len(score)
+    if n == 1:
+        return torch.ones(1)
+    order = torch.argsort(torch.argsort(score.double(), stable=True), stable=True).float()
+    return order / (n - 1)
+
+
+def combine(scores: dict[str, torch.Tensor], weights: dict[str, float]) -> torch.Tensor:
+    """Weighted mean of the rank-normalised scores: ``[C]``, higher = keep."""
+    total = sum(weights.get(k, 0.0) for k in scores)
+    if total <= 0:
+        raise ValueError("criterion weights must not all be zero")
+    return sum(weights.get(k, 0.0) * rank_normalise(v) for k, v in scores.items()) / total

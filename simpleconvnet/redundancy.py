@@ -1,0 +1,58 @@
+"""Redundant-layer test: does a conv layer only copy the layer before it?
+
+For each channel of ``layer`` the best absolute correlation of its post-ReLU map with a channel
+of the previous block's output (the map ``layer`` reads, same resolution), over a data set.
+A layer whose channels are all near-copies adds little; whether it can go is then decided by
+accuracy: the net without it (the rest retrained) must stay within the budget.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from dissect import distributed as dist
+from simpleconvnet.criteria import layer_activation
+
+__all__ = ["copy_correlation"]
+
+
+@torch.no_grad()
+def copy_correlation(
+    model: nn.Module, layer: str, images: torch.Tensor, batch_size: int = 500
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each channel of ``layer``: ``(best |corr| [C], index of that previous channel [C])``.
+
+    Correlation is over images and positions between ``relu(conv_layer)`` and the previous
+    block's pooled output. Sums are taken on this rank's shard and reduced across ranks.
+    """
+    i = model.conv_names.index(layer)
+    if i == 0:
+        raise ValueError("the first conv layer has no layer before it")
+    prev = model.conv_names[i - 1]
+    device = next(model.parameters()).device
+    idx = torch.as_tensor(list(dist.shard(len(images))), dtype=torch.long)
+    acc: list[torch.Tensor] | None = None
+    for start in range(0, len(idx), batch_size):
+        x = images[idx[start : start + batch_size]].to(device)
+        before = getattr(model, f"pool{i}")(layer_activation(model, prev, x))
+        after = layer_activation(model, layer, x)
+        a = after.permute(1, 0, 2, 3).reshape(after.shape[1], -1).double().cpu()
+        b = before.permute(1, 0, 2, 3).reshape(before.shape[1], -1).double().cpu()
+        parts = [
+            a.sum(1),
+            b.sum(1),
+            (a * a).sum(1),
+            (b * b).sum(1),
+            a @ b.T,
+            torch.tensor(float(a.shape[1])),
+        ]
+        acc = parts if acc is None else [s + p for s, p in zip(acc, parts, strict=True)]
+    assert acc is not None
+    sa, sb, saa, sbb, sab, n = (dist.all_reduce_sum(t) for t in acc)
+    cov = sab / n - torch.outer(sa / n, sb / n)
+    var_a = (saa / n - (sa / n) ** 2).clamp(min=1e-12)
+    var_b = (sbb / n - (sb / n) ** 2).clamp(min=1e-12)
+    corr = (cov / torch.sqrt(torch.outer(var_a, var_b))).abs()
+    best, where = corr.max(1)
+    return best.float(), where
