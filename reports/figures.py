@@ -24,6 +24,7 @@ __all__ = [
     "digits_grid",
     "line_plot",
     "activation_grid",
+    "image_grid",
 ]
 
 
@@ -143,3 +144,20 @@ def activation_grid(digit: np.ndarray, maps: np.ndarray, title: str, columns: in
         ax.set_title(str(i + 1), fontsize=6)
     fig.suptitle(title, fontsize=8)
     return figure_png(fig)
+
+
+def image_grid(images: torch.Tensor, columns: int = 16, scale: int = 2, gap: int = 3) -> bytes:
+    """Images ``[N, 1, H, W]`` (e.g. one superstimulus per channel), each stretched to its own
+    range, laid out row by row in channel order, as one grey PNG."""
+    x = images.detach().float().cpu()[:, 0]
+    lo = x.flatten(1).min(1).values[:, None, None]
+    hi = x.flatten(1).max(1).values[:, None, None]
+    x = ((x - lo) / (hi - lo + 1e-12) * 255).to(torch.uint8).numpy()
+    n, h, w = x.shape
+    rows, cols = -(-n // columns), min(n, columns)
+    canvas = np.full((rows * (h + gap), cols * (w + gap)), 255, np.uint8)
+    for i in range(n):
+        r, q = divmod(i, columns)
+        canvas[r * (h + gap) : r * (h + gap) + h, q * (w + gap) : q * (w + gap) + w] = x[i]
+    img = Image.fromarray(canvas, mode="L")
+    return _image_png(img.resize((img.width * scale, img.height * scale), Image.NEAREST))
