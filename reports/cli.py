@@ -42,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--widths", type=_widths, default=d.widths, help="conv widths (default 32,64,128)"
     )
     r.add_argument("--fc4", type=positive_int, default=d.fc4)
+    r.add_argument("--prune-iterations", type=positive_int, default=d.prune_iterations)
+    r.add_argument(
+        "--prune-targets", type=_widths, default=d.prune_targets,
+        help="conv widths pruning ends at (default 8,16)",
+    )  # fmt: skip
     r.add_argument("--finetune-epochs", type=positive_int, default=d.finetune_epochs)
     r.add_argument("--superstimulus-steps", type=positive_int, default=d.superstimulus_steps)
     r.add_argument(
@@ -68,7 +73,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = RunConfig(
         name=args.name, description=args.description, dataset=args.dataset,
         data_dir=args.data_dir, seed=args.seed, epochs=args.epochs, widths=tuple(args.widths),
-        fc4=args.fc4, finetune_epochs=args.finetune_epochs,
+        fc4=args.fc4, prune_iterations=args.prune_iterations,
+        prune_targets=tuple(args.prune_targets), finetune_epochs=args.finetune_epochs,
         superstimulus_steps=args.superstimulus_steps, runs_root=args.runs_root,
         device=args.device,
     )  # fmt: skip

@@ -25,6 +25,8 @@ class RunConfig:
     epochs: int = 15
     widths: tuple[int, ...] = (32, 64, 128)
     fc4: int = 128
+    prune_iterations: int = 7
+    prune_targets: tuple[int, ...] = (8, 16)
     finetune_epochs: int = 4
     superstimulus_steps: int = 192
     audit_samples: int = 4
@@ -39,4 +41,5 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["widths"] = list(self.widths)
+        d["prune_targets"] = list(self.prune_targets)
         return d

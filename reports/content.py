@@ -244,11 +244,7 @@ def csv_table(path: Path, max_rows: int | None = None, digits: int = 3) -> dict[
     if not path.is_file():
         return None
     frame = pd.read_csv(path)
-    if max_rows is not None:
-        frame = frame.head(max_rows)
-    frame = frame.round(digits)
-    rows = [["" if pd.isna(v) else v for v in row] for row in frame.itertuples(index=False)]
-    return {"columns": [str(c) for c in frame.columns], "rows": rows}
+    return frame_table(frame if max_rows is None else frame.head(max_rows), digits)
 
 
 def images_in(folder: Path, pattern: str = "*.png") -> list[dict[str, str]]:
@@ -256,6 +252,22 @@ def images_in(folder: Path, pattern: str = "*.png") -> list[dict[str, str]]:
     return [
         {"name": p.stem.replace("_", " "), "src": file_uri(p)} for p in sorted(folder.glob(pattern))
     ]
+
+
+def removed_channels(folder: Path) -> dict[str, Any] | None:
+    """The channels each pruning iteration cut, with the scores that condemned them."""
+    path = folder / "scores.csv"
+    if not path.is_file():
+        return csv_table(folder / "removed.csv")
+    scores = pd.read_csv(path)
+    gone = scores[~scores["kept"].astype(bool)].drop(columns=["kept", "channel"])
+    return frame_table(gone)
+
+
+def frame_table(frame: pd.DataFrame, digits: int = 3) -> dict[str, Any]:
+    frame = frame.round(digits)
+    rows = [["" if pd.isna(v) else v for v in row] for row in frame.itertuples(index=False)]
+    return {"columns": [str(c) for c in frame.columns], "rows": rows}
 
 
 def pruning(view: RunView) -> dict[str, Any]:
@@ -277,7 +289,7 @@ def pruning(view: RunView) -> dict[str, Any]:
     return {
         "plots": plots,
         "history": csv_table(history),
-        "removed": csv_table(folder / "removed.csv"),
+        "removed": removed_channels(folder),
         "redundancy": (summary.get("redundancy") or {}).get("evidence"),
     }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -63,7 +64,8 @@ class Stage:
     """One step of the pipeline. ``run(ctx)`` writes into ``ctx.out`` and returns a summary.
 
     ``keys``: the :class:`RunConfig` fields it reads. ``unavailable()`` returns why the stage
-    cannot run on this install (a package not there), or ``None``.
+    cannot run on this install (a package not there), or ``None``; a stage whose upstream
+    stage is unavailable is unavailable too, unless ``needs_deps`` is False.
     """
 
     name: str
@@ -72,6 +74,7 @@ class Stage:
     keys: tuple[str, ...] = ()
     unavailable: Callable[[], str | None] = field(default=lambda: None)
     extra_inputs: Callable[[], dict[str, Any]] = field(default=dict)
+    needs_deps: bool = True  # False: runs with whichever upstream stages are available
 
 
 @dataclass
@@ -123,8 +126,9 @@ def _say(quiet: bool, text: str) -> None:
 
 
 def _run_stage(stage: Stage, ctx: StageContext, key: str) -> tuple[dict[str, Any], float]:
-    ctx.out.mkdir(parents=True, exist_ok=True)
-    (ctx.out / STAGE_FILE).unlink(missing_ok=True)
+    # start from an empty folder: nothing a run with other inputs left may leak into this one
+    shutil.rmtree(ctx.out, ignore_errors=True)
+    ctx.out.mkdir(parents=True)
     t0 = time.perf_counter()
     summary = stage.run(ctx)
     seconds = time.perf_counter() - t0
@@ -163,6 +167,9 @@ def run_pipeline(
 
 def _one(stage, config, run_dir, device, digests, force, quiet) -> StageOutcome:
     reason = stage.unavailable()
+    lacking = [d for d in stage.deps if digests.get(d) == "unavailable"]
+    if not reason and lacking and stage.needs_deps:
+        reason = f"needs stage {lacking[0]}, which is not available"
     if reason:
         digests[stage.name] = "unavailable"
         _say(quiet, f"{stage.name}: not available ({reason})")

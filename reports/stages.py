@@ -100,6 +100,37 @@ def run_train(ctx: StageContext) -> dict[str, Any]:
     }
 
 
+def run_prune(ctx: StageContext) -> dict[str, Any]:
+    """Prune the trained net; retraining epochs follow ``--epochs`` (capped at the defaults)."""
+    from dissect.checkpoints import load_checkpoint
+    from simpleconvnet.prune import PruneConfig, prune
+
+    c = ctx.config
+    model, meta = load_checkpoint(checkpoint_of(ctx, "train"), map_location=ctx.device)
+    d = PruneConfig()
+    config = PruneConfig(
+        iterations=c.prune_iterations, targets=tuple(c.prune_targets), seed=c.seed,
+        epochs=min(d.epochs, c.epochs), final_epochs=min(d.final_epochs, c.epochs),
+        redundancy_epochs=min(d.redundancy_epochs, c.epochs),
+    )  # fmt: skip
+    train, test = load_data(c)
+    before = sum(p.numel() for p in model.parameters())
+    result = prune(
+        model, train, test, config, out_dir=ctx.out, quiet=ctx.quiet,
+        metadata={"kind": "SimpleConvNet", "data": meta["data"]},
+    )  # fmt: skip
+    after = sum(p.numel() for p in result.model.parameters())
+    return {
+        "checkpoint": f"{ctx.out.name}/final",
+        "accuracy": float(result.history["accuracy_after_retraining"].iloc[-1]),
+        "parameters_kept": after / before,
+        "redundancy": {
+            "redundant": bool(result.redundancy.get("dropped")),
+            "evidence": str(result.redundancy.get("reason", "")),
+        },
+    }
+
+
 # -- every network: the measurements the report shows -----------------------------------------
 def run_measure(ctx: StageContext, net: Network) -> dict[str, Any]:
     from dissect.checkpoints import load_checkpoint, load_checkpoint_data
@@ -152,12 +183,19 @@ def build_stages() -> list[Stage]:
             extra_inputs=lambda: {"snapshot_every": SNAPSHOT_EVERY},
         )
     ]  # fmt: skip
+    stages.append(
+        Stage(
+            "prune", run_prune, deps=("train",),
+            keys=(*DATA_KEYS, "epochs", "prune_iterations", "prune_targets"),
+            unavailable=lambda: missing_module("simpleconvnet.prune", "dissect.gabor", "dissect.superstimuli"),
+        )
+    )  # fmt: skip
     producers = {s.name for s in stages}
     stages += [_measure_stage(n) for n in NETWORKS if n.stage in producers]
     stages.append(
         Stage(
             "report", run_report, deps=tuple(s.name for s in stages),
-            keys=("name", "description"), extra_inputs=code_digest,
+            keys=("name", "description"), extra_inputs=code_digest, needs_deps=False,
         )
     )  # fmt: skip
     return stages

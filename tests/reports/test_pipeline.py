@@ -61,5 +61,12 @@ def test_a_failed_stage_is_not_recorded_as_finished(tmp_path: Path) -> None:
 def test_an_unavailable_stage_is_said_and_skipped(tmp_path: Path) -> None:
     config = RunConfig(name="toy", runs_root=str(tmp_path), device="cpu")
     stage = Stage("later", lambda ctx: {}, unavailable=lambda: "package not installed")
-    [outcome] = run_pipeline([stage], config, quiet=True)
-    assert (outcome.status, outcome.note) == ("unavailable", "package not installed")
+    after = Stage("after", lambda ctx: {}, deps=("later",))
+    report = Stage("report", lambda ctx: {"ok": 1}, deps=("later",), needs_deps=False)
+    outcomes = run_pipeline([stage, after, report], config, quiet=True)
+    assert (outcomes[0].status, outcomes[0].note) == ("unavailable", "package not installed")
+    assert (outcomes[1].status, outcomes[1].note) == (
+        "unavailable",
+        "needs stage later, which is not available",
+    )
+    assert outcomes[2].status == "ran"
