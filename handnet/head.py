@@ -1,0 +1,95 @@
+"""The hand-built readout: fit fc4/fc5 on frozen conv features by a convex fit.
+
+A multinomial logistic regression with an L2 penalty is fitted (full-batch L-BFGS) on the
+standardised, flattened output of the last conv block; no gradient touches the conv layers.
+Its ``[classes, D]`` weight ``W`` (rank <= classes) is then split exactly as ``W = fc5 @ fc4``:
+with the SVD ``W = U S V^T``, fc4's first ``classes`` rows are ``V^T`` and fc5's first columns
+``U S``; fc4's other rows are the leading principal directions of the features orthogonal to
+``V`` (with zero fc5 columns), so that fine-tuning starts from the fitted map with live units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["HeadFit", "frozen_features", "fit_logistic", "set_head", "fit_head"]
+
+
+@dataclass(frozen=True)
+class HeadFit:
+    """The fitted linear map ``logits = features @ weight.T + bias`` and its train accuracy."""
+
+    weight: torch.Tensor  # [classes, D]
+    bias: torch.Tensor  # [classes]
+    train_accuracy: float
+
+
+@torch.no_grad()
+def frozen_features(model: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """``images [N, 1, 28, 28] -> [N, D]`` flattened output of the last conv block."""
+    parts = [torch.flatten(model.features(images[i : i + batch_size]), 1)  # type: ignore[operator]
+             for i in range(0, len(images), batch_size)]  # fmt: skip
+    return torch.cat(parts)
+
+
+def fit_logistic(
+    features: torch.Tensor, labels: torch.Tensor, classes: int, l2: float = 1e-4,
+    max_iter: int = 300,
+) -> HeadFit:  # fmt: skip
+    """Multinomial logistic regression on ``features [N, D]`` (mean cross-entropy plus
+    ``l2 * |W|^2`` in standardised units). Convex, so the answer does not depend on a seed."""
+    x = features.double()
+    mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
+    z = (x - mean) / std
+    w = torch.zeros(classes, z.shape[1], dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(classes, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], max_iter=max_iter, tolerance_grad=1e-9,
+                            tolerance_change=1e-12, history_size=20,
+                            line_search_fn="strong_wolfe")  # fmt: skip
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = F.cross_entropy(z @ w.T + b, labels) + l2 * (w**2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        weight = w / std
+        bias = b - weight @ mean
+        acc = ((x @ weight.T + bias).argmax(1) == labels).double().mean().item()
+    return HeadFit(weight.float(), bias.float(), acc)
+
+
+@torch.no_grad()
+def set_head(model: nn.Module, fit: HeadFit, features: torch.Tensor) -> None:
+    """Set ``model.fc4``/``model.fc5`` so that ``fc5(fc4(f)) == f @ fit.weight.T + fit.bias``."""
+    fc4, fc5 = model.fc4, model.fc5  # type: ignore[union-attr]
+    width, classes = fc4.out_features, fit.weight.shape[0]
+    if width < classes:
+        raise ValueError(f"fc4 width {width} is below the {classes} classes of the fitted map")
+    u, s, vt = torch.linalg.svd(fit.weight.double(), full_matrices=False)
+    centred = features.double() - features.double().mean(0)
+    rest = centred - centred @ vt.T @ vt  # features with the fitted directions removed
+    _, _, pc = torch.linalg.svd(rest, full_matrices=False)
+    rows = torch.cat([vt, pc[: width - classes]])
+    fc4.weight.copy_(rows.float())
+    fc4.bias.zero_()
+    fc5.weight.zero_()
+    fc5.weight[:, :classes] = (u * s).float()
+    fc5.bias.copy_(fit.bias)
+
+
+def fit_head(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, l2: float = 1e-4
+) -> HeadFit:
+    """Fit the readout of ``model`` on ``images [N, 1, 28, 28]``/``labels [N]`` with every
+    conv layer frozen, and write it into fc4/fc5. Returns the fit."""
+    features = frozen_features(model, images)
+    fit = fit_logistic(features, labels, model.fc5.out_features, l2)  # type: ignore[union-attr]
+    set_head(model, fit, features)
+    return fit

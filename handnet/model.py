@@ -1,0 +1,193 @@
+"""HandNet: SimpleConvNet's shape built from readable parts.
+
+conv1 is a :class:`~handnet.layers.GaborConv2d` (line and edge detectors), conv2 a
+:class:`~handnet.layers.RuleConv2d` (each channel a written rule over conv1's channels), then
+ReLU + 2x2 max-pooling after each and the linear head fc4 -> fc5 of SimpleConvNet. Layers named
+in ``config.free`` are plain ``nn.Conv2d`` (after free fine-tuning); they keep the constructed
+descriptions they started from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from torch import nn
+
+from handnet.filters import GaborSpec, edge_detector_spec, line_detector_spec
+from handnet.layers import GaborConv2d, Rule, RuleConv2d, Term
+from simpleconvnet.model import MNIST_MEAN, MNIST_STD, SimpleConvNet, SimpleConvNetConfig
+
+__all__ = ["HandNet", "HandNetConfig", "default_config", "default_conv1", "default_rules"]
+
+HAND_BUILT_KINDS = ("gabor", "rule")
+
+
+def default_conv1() -> tuple[GaborSpec, ...]:
+    """Four even line detectors (0, 45, 90, 135 degrees), then four odd ones for the sides
+    of horizontal and vertical lines (top, bottom, left, right)."""
+    lines = tuple(line_detector_spec(o) for o in (0.0, 45.0, 90.0, 135.0))
+    sides = tuple(edge_detector_spec(s) for s in (90.0, 270.0, 180.0, 0.0))
+    return lines + sides
+
+
+# conv1 channel indices of default_conv1
+_H, _D45, _V, _D135, _TOP, _BOTTOM, _LEFT, _RIGHT = range(8)
+_LINE = {0: _H, 45: _D45, 90: _V, 135: _D135}
+_NAME = {0: "horizontal line", 45: "line at 45 degrees", 90: "vertical line",
+         135: "line at 135 degrees"}  # fmt: skip
+
+
+def _t(inner: int, sign: int = 1, strength: float = 1.0, orientation: float | None = None,
+       dx: float = 0.0, dy: float = 0.0, length: float = 1.5, width: float = 0.7) -> Term:  # fmt: skip
+    """A term whose profile runs along the inner channel's own orientation unless told."""
+    if orientation is None:
+        orientation = {v: k for k, v in _LINE.items()}.get(inner, 0.0)
+    return Term(inner, sign, strength, float(orientation), length, width, dx, dy)
+
+
+def _line_rules(bias: float) -> list[Rule]:
+    rules = []
+    for o, j in _LINE.items():
+        orth = _LINE[(o + 90) % 180]
+        rules.append(Rule(f"{_NAME[o]}, reinforced along itself, suppressing the "
+                          f"{_NAME[(o + 90) % 180]}",
+                          (_t(j, 1, 1.0, length=2.0), _t(orth, -1, 0.5, length=1.0, width=1.0)),
+                          bias))  # fmt: skip
+    return rules
+
+
+def _corner_rules(bias: float) -> list[Rule]:
+    d = 1.5
+    corners = (("top-left corner (a horizontal line going right, a vertical one going down)",
+                d, -d), ("top-right corner (horizontal line going left, vertical going down)",
+                -d, -d), ("bottom-left corner (horizontal line going right, vertical going up)",
+                d, d), ("bottom-right corner (horizontal line going left, vertical going up)",
+                -d, d))  # fmt: skip
+    return [Rule(text, (_t(_H, dx=hx), _t(_V, dy=vy)), bias) for text, hx, vy in corners]
+
+
+def _end_rules(bias: float) -> list[Rule]:
+    d, e = 1.5, 2.0
+    ends = (("top end of a vertical line (line below, nothing above)", _V, 0.0, -1.0),
+            ("bottom end of a vertical line (line above, nothing below)", _V, 0.0, 1.0),
+            ("left end of a horizontal line (line to the right, nothing left)", _H, 1.0, 0.0),
+            ("right end of a horizontal line (line to the left, nothing right)", _H, -1.0, 0.0))  # fmt: skip
+    return [Rule(text, (_t(j, dx=d * ux, dy=d * uy), _t(j, -1, 0.7, dx=-e * ux, dy=-e * uy)),
+                 bias) for text, j, ux, uy in ends]  # fmt: skip
+
+
+def _curve_rules(bias: float) -> list[Rule]:
+    d = 1.5
+    return [
+        Rule("top of a loop (/ on the left, \\ on the right, open below)",
+             (_t(_D45, dx=-d, dy=-0.5), _t(_D135, dx=d, dy=-0.5), _t(_H, 0.5, dy=0.5)), bias),
+        Rule("bottom of a loop (\\ on the left, / on the right, open above)",
+             (_t(_D135, dx=-d, dy=0.5), _t(_D45, dx=d, dy=0.5), _t(_H, 0.5, dy=-0.5)), bias),
+        Rule("left of a loop (/ above, \\ below, open to the right)",
+             (_t(_D45, dx=-0.5, dy=d), _t(_D135, dx=-0.5, dy=-d), _t(_V, dx=-0.5)), bias),
+        Rule("right of a loop (\\ above, / below, open to the left)",
+             (_t(_D135, dx=0.5, dy=d), _t(_D45, dx=0.5, dy=-d), _t(_V, dx=0.5)), bias),
+    ]  # fmt: skip
+
+
+def default_rules(bias: float = -0.5) -> tuple[Rule, ...]:
+    """Sixteen conv2 rules over :func:`default_conv1`: four oriented lines, four corners, four
+    line ends, four curves."""
+    return tuple(_line_rules(bias) + _corner_rules(bias) + _end_rules(bias) + _curve_rules(bias))
+
+
+@dataclass(frozen=True)
+class HandNetConfig:
+    """The structure of a HandNet: conv1's Gabor parameters, conv2's rules, the head's width.
+
+    ``free`` names conv layers that were freed (plain ``nn.Conv2d``) by free fine-tuning.
+    """
+
+    conv1: tuple[GaborSpec, ...]
+    conv2: tuple[Rule, ...]
+    fc4: int = 128
+    classes: int = 10
+    kernel_size: int = 5
+    zero_mean: bool = True
+    mean: float = MNIST_MEAN
+    std: float = MNIST_STD
+    free: tuple[str, ...] = ()
+
+    @property
+    def convs(self) -> tuple[int, ...]:
+        return (len(self.conv1), len(self.conv2))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> HandNetConfig:
+        rules = tuple(
+            Rule(r["description"], tuple(Term(**t) for t in r["terms"]), r["bias"])
+            for r in d["conv2"]
+        )
+        conv1 = tuple(GaborSpec(**s) for s in d["conv1"])
+        rest = {k: v for k, v in d.items() if k not in ("conv1", "conv2", "free")}
+        return cls(conv1, rules, free=tuple(d.get("free", ())), **rest)
+
+
+def default_config(widths: tuple[int, ...] = (8, 16), fc4: int = 128) -> HandNetConfig:
+    """The default bank cut to ``widths`` (at most 8 first-layer filters and 16 rules)."""
+    conv1, rules = default_conv1(), default_rules()
+    if len(widths) != 2 or not (1 <= widths[0] <= len(conv1) and 1 <= widths[1] <= len(rules)):
+        raise ValueError(
+            f"HandNet widths {widths}: two widths, at most {len(conv1)} and {len(rules)}"
+        )
+    n1 = widths[0]
+    kept = tuple(
+        Rule(r.description, tuple(t for t in r.terms if t.inner < n1), r.bias)
+        for r in rules[: widths[1]]
+    )
+    return HandNetConfig(conv1[:n1], kept, fc4=fc4)
+
+
+class HandNet(SimpleConvNet):
+    """SimpleConvNet's shape and protocol with hand-constructed conv layers.
+
+    ``forward(x: [N, 1, 28, 28]) -> [N, classes]`` log-probabilities.
+    """
+
+    architecture = "handnet.model:HandNet"
+
+    def __init__(self, config: HandNetConfig | None = None) -> None:
+        config = config or default_config()
+        super().__init__(
+            SimpleConvNetConfig(
+                convs=config.convs, fc4=config.fc4, classes=config.classes,
+                kernel_size=config.kernel_size, mean=config.mean, std=config.std,
+            )
+        )  # fmt: skip
+        self.config = config  # type: ignore[assignment]
+        k = config.kernel_size
+        built: dict[str, nn.Module] = {
+            "conv1": GaborConv2d(config.conv1, k, config.zero_mean),
+            "conv2": RuleConv2d(len(config.conv1), config.conv2, k),
+        }
+        for name, layer in built.items():
+            if name in config.free:
+                conv = getattr(self, name)
+                conv.descriptions = [f"{d} (freed)" for d in layer.descriptions]  # type: ignore[attr-defined]
+            else:
+                setattr(self, name, layer)
+
+    def layer_kinds(self) -> dict[str, str]:
+        """``{"conv1": "gabor", "conv2": "rule"}``, with ``"free"`` for freed layers."""
+        kinds = {"conv1": "gabor", "conv2": "rule"}
+        return {n: ("free" if n in self.config.free else kinds[n]) for n in self.conv_names}
+
+    def descriptions(self) -> dict[str, list[str]]:
+        """Every conv layer's channel descriptions, by layer name."""
+        return {n: list(getattr(self, n).descriptions) for n in self.conv_names}
+
+    def config_dict(self) -> dict[str, Any]:
+        return self.config.to_dict()
+
+    @classmethod
+    def from_config_dict(cls, d: dict[str, Any]) -> HandNet:
+        return cls(HandNetConfig.from_dict(d))

@@ -1,0 +1,90 @@
+"""HandNet: the shared protocol, config and checkpoint round trips, the closed-form head."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from dissect.checkpoints import load_checkpoint, save_model
+from handnet.head import fit_head, fit_logistic, frozen_features, set_head
+from handnet.model import HandNet, HandNetConfig, default_config
+
+
+def _images(n: int, seed: int) -> torch.Tensor:
+    return torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
+
+
+def test_protocol_and_shapes() -> None:
+    net = HandNet()
+    assert net.architecture == "handnet.model:HandNet"
+    assert net.conv_names == ["conv1", "conv2"]
+    assert net.conv1.weight.shape == (8, 1, 5, 5) and net.conv2.weight.shape == (16, 8, 5, 5)
+    assert net.fc4.in_features == 16 * 7 * 7 and net.fc4.out_features == 128
+    x = _images(3, 0)
+    out = net(x)
+    assert out.shape == (3, 10)
+    torch.testing.assert_close(out.exp().sum(1), torch.ones(3))
+    d = net.descriptions()
+    assert len(d["conv1"]) == 8 and len(d["conv2"]) == 16 and all(d["conv1"] + d["conv2"])
+    assert net.layer_kinds() == {"conv1": "gabor", "conv2": "rule"}
+
+
+def test_widths_cut_the_bank() -> None:
+    net = HandNet(default_config((4, 6), fc4=32))
+    assert net.conv2.weight.shape == (6, 4, 5, 5) and net.fc4.out_features == 32
+
+
+def test_config_json_round_trip() -> None:
+    config = default_config()
+    back = HandNetConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert back == config
+
+
+def test_checkpoint_round_trip(tmp_path: Path) -> None:
+    net = HandNet()
+    with torch.no_grad():
+        net.conv1.orientation.add_(0.1)
+        net.conv2.log_strength.mul_(0.5)
+    save_model(tmp_path / "ck", net, {"kind": "HandNet"})
+    back, meta = load_checkpoint(tmp_path / "ck")
+    assert meta["architecture"] == "handnet.model:HandNet"
+    x = _images(2, 1)
+    torch.testing.assert_close(back(x), net.eval()(x))
+    assert back.descriptions() == net.descriptions()
+
+
+def test_freed_layers_are_plain_convs_with_their_old_descriptions() -> None:
+    config = default_config()
+    free = HandNet(HandNetConfig(config.conv1, config.conv2, free=("conv1", "conv2")))
+    assert isinstance(free.conv1, torch.nn.Conv2d)
+    assert free.conv1.descriptions[0] == "horizontal line (freed)"
+    assert free.layer_kinds()["conv2"] == "free"
+
+
+def test_head_equals_the_fitted_linear_map() -> None:
+    net = HandNet(default_config(fc4=24))
+    images = _images(60, 2)
+    labels = torch.arange(60) % 10
+    feats = frozen_features(net, images)
+    fit = fit_logistic(feats, labels, 10, l2=1e-3, max_iter=50)
+    set_head(net, fit, feats)
+    expected = feats @ fit.weight.T + fit.bias
+    torch.testing.assert_close(net.logits(images), expected, atol=1e-3, rtol=1e-4)
+    rows = net.fc4.weight.double()
+    torch.testing.assert_close(rows @ rows.T, torch.eye(24, dtype=torch.float64), atol=1e-5,
+                               rtol=0)  # fmt: skip
+
+
+def test_fit_head_separates_a_separable_toy_set() -> None:
+    net = HandNet(default_config(fc4=16))
+    images = torch.zeros(20, 1, 28, 28)
+    labels = torch.arange(20) % 10
+    for i, k in enumerate(labels.tolist()):
+        images[i, 0, 2 + 2 * k : 4 + 2 * k, 4:24] = 1.0  # a horizontal bar per class
+    before = [p.clone() for p in net.conv1.parameters()]
+    fit = fit_head(net, images, labels, l2=1e-4)
+    assert fit.train_accuracy == 1.0
+    assert (net.logits(images).argmax(1) == labels).all()
+    assert all(torch.equal(a, b) for a, b in zip(before, net.conv1.parameters(), strict=True))
