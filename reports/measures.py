@@ -14,16 +14,16 @@ def parameter_count(model: nn.Module) -> int:
 
 
 def conv_macs(model: nn.Module, image_size: int = 28) -> int:
-    """Multiply-accumulates of every ``nn.Conv2d`` for one ``[1, 1, S, S]`` input."""
+    """Multiply-accumulates of the conv layers (``model.conv_names``, hand-built ones included)
+    for one ``[1, 1, S, S]`` input."""
     total = 0
 
     def count(module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
         nonlocal total
-        assert isinstance(module, nn.Conv2d)
-        k = module.weight[0].numel()  # C_in/groups * kh * kw
-        total += output.numel() * k
+        total += output.numel() * module.weight[0].numel()  # C_in/groups * kh * kw per output
 
-    handles = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    layers = [getattr(model, name) for name in model.conv_names]
+    handles = [layer.register_forward_hook(count) for layer in layers]
     try:
         with torch.no_grad():
             device = next(model.parameters()).device

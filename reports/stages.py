@@ -131,6 +131,29 @@ def run_prune(ctx: StageContext) -> dict[str, Any]:
     }
 
 
+# -- HandNet ------------------------------------------------------------------------------------
+def run_handnet_build(ctx: StageContext) -> dict[str, Any]:
+    """HandNet of the pruned net's widths: analytic conv layers, closed-form readout."""
+    from dissect.checkpoints import save_model
+    from handnet import HandNet, default_config, fit_head
+
+    c = ctx.config
+    train, _ = load_data(c)
+    model = HandNet(default_config(tuple(c.prune_targets), c.fc4)).to(ctx.device)
+    fit = fit_head(model, train[0].to(ctx.device), train[1].to(ctx.device))
+    meta = {"kind": "HandNet", "data": data_meta(c), "mode": "hand-built"}
+    save_model(ctx.out / "model", model, meta)
+    return {"checkpoint": f"{ctx.out.name}/model", "head": _plain(fit)}
+
+
+def _plain(fit: object) -> dict[str, Any]:
+    """The scalar fields of a result dataclass, for the stage summary."""
+    from dataclasses import asdict, is_dataclass
+
+    fields = asdict(fit) if is_dataclass(fit) and not isinstance(fit, type) else {}
+    return {k: v for k, v in fields.items() if isinstance(v, int | float | str | bool)}
+
+
 # -- every network: the measurements the report shows -----------------------------------------
 def run_measure(ctx: StageContext, net: Network) -> dict[str, Any]:
     from dissect.checkpoints import load_checkpoint, load_checkpoint_data
@@ -188,6 +211,12 @@ def build_stages() -> list[Stage]:
             "prune", run_prune, deps=("train",),
             keys=(*DATA_KEYS, "epochs", "prune_iterations", "prune_targets"),
             unavailable=lambda: missing_module("simpleconvnet.prune", "dissect.gabor", "dissect.superstimuli"),
+        )
+    )  # fmt: skip
+    stages.append(
+        Stage(
+            "handnet-build", run_handnet_build, keys=(*DATA_KEYS, "prune_targets", "fc4"),
+            unavailable=lambda: missing_module("handnet.model", "handnet.head"),
         )
     )  # fmt: skip
     producers = {s.name for s in stages}
