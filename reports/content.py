@@ -56,6 +56,11 @@ class RunView:
         """A note naming the first of ``stages`` that has not finished, else ``None``."""
         for stage in stages:
             if self.record(stage) is None:
+                reason = (read_record(self.run_dir / stage, finished=False) or {}).get(
+                    "unavailable"
+                )
+                if reason:
+                    return f"stage '{stage}' could not run on this install: {reason}"
                 return missing_note(self.run_dir, stage)
         return None
 
@@ -101,7 +106,7 @@ def overview(view: RunView) -> dict[str, Any]:
         per_class.append(
             {"title": net.title, "values": [m["per_class"][str(k)] for k in range(10)]}
         )  # noqa: E501
-    missing = [view.missing(n.stage, f"measure-{n.key}") for n in NETWORKS]
+    missing = list(dict.fromkeys(view.missing(n.stage, f"measure-{n.key}") for n in NETWORKS))
     return {"rows": rows, "per_class": per_class, "missing": [m for m in missing if m]}
 
 

@@ -85,8 +85,9 @@ class StageOutcome:
     note: str = ""
 
 
-def read_record(folder: Path) -> dict[str, Any] | None:
-    """A stage folder's ``stage.json`` when the stage finished, else ``None``."""
+def read_record(folder: Path, finished: bool = True) -> dict[str, Any] | None:
+    """A stage folder's ``stage.json`` when the stage finished (or, with ``finished=False``,
+    whatever it holds, e.g. why the stage could not run), else ``None``."""
     path = folder / STAGE_FILE
     if not path.is_file():
         return None
@@ -94,7 +95,7 @@ def read_record(folder: Path) -> dict[str, Any] | None:
         record = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    return record if record.get("finished") else None
+    return record if record.get("finished") or not finished else None
 
 
 def digest_folder(folder: Path) -> str:
@@ -171,6 +172,8 @@ def _one(stage, config, run_dir, device, digests, force, quiet) -> StageOutcome:
     if not reason and lacking and stage.needs_deps:
         reason = f"needs stage {lacking[0]}, which is not available"
     if reason:
+        note = {"stage": stage.name, "finished": False, "unavailable": reason}
+        atomic_write_text(run_dir / stage.name / STAGE_FILE, json.dumps(note, indent=2))
         digests[stage.name] = "unavailable"
         _say(quiet, f"{stage.name}: not available ({reason})")
         return StageOutcome(stage.name, "unavailable", 0.0, reason)

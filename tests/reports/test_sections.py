@@ -26,7 +26,7 @@ def finish(folder: Path, summary: dict) -> None:
 
 def fake_stages(run: Path) -> None:
     prune = run / "prune"
-    prune.mkdir()
+    prune.mkdir(exist_ok=True)
     pd.DataFrame({"iteration": [0, 1], "test_accuracy": [0.9, 0.89]}).to_csv(
         prune / "history.csv", index=False
     )  # noqa: E501
