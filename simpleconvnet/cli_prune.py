@@ -50,13 +50,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="weights of the four criteria (variation, structure, superstimulus, selectivity)",
     )  # fmt: skip
     p.add_argument(
-        "--epochs", type=positive_int, default=2, help="retraining epochs per cut (default 2)"
+        "--epochs", type=positive_int, default=3, help="retraining epochs per cut (default 3)"
     )
     p.add_argument(
         "--final-epochs",
         type=positive_int,
-        default=12,
-        help="retraining after the last cut (default 12)",
+        default=40,
+        help="retraining after the last cut (default 40)",
     )
     p.add_argument("--keep-conv3", action="store_true", help="do not test dropping conv3")
     p.add_argument("--random", action="store_true", help="baseline: choose channels at random")

@@ -25,7 +25,7 @@ from dissect.errors import AuditError
 from dissect.runtime import progress
 from simpleconvnet.criteria import CRITERIA, combine
 from simpleconvnet.model import SimpleConvNet
-from simpleconvnet.redundancy import copy_correlation
+from simpleconvnet.redundancy import copy_correlation, refit_head_without
 from simpleconvnet.surgery import conv_parameter_count, drop_last_conv, remove_channels
 from simpleconvnet.train import TrainConfig, evaluate, fit
 
@@ -42,12 +42,12 @@ class PruneConfig:
     targets: tuple[int, ...] = (8, 16)
     budget: float = 0.5  # accuracy points the pruned net may lose against the unpruned one
     weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
-    epochs: int = 2
-    final_epochs: int = 12
+    epochs: int = 3
+    final_epochs: int = 40
     lr: float = 1e-3
+    redundancy_epochs: int = 10
     seed: int = 0
     drop_redundant: bool = True
-    redundancy_epochs: int = 3
     score_images: int = 1000
 
     def __post_init__(self) -> None:
@@ -104,10 +104,8 @@ def _score_data(train: Data, n: int) -> Data:
     return train[0][::stride][:n], train[1][::stride][:n]
 
 
-def _retrain(
-    model, train, test, config: PruneConfig, epochs: int, seed: int, quiet: bool, desc: str
-):
-    cfg = TrainConfig(epochs=epochs, lr=config.lr, seed=seed, snapshot_every=0)
+def _retrain(model, train, test, epochs: int, lr: float, seed: int, quiet: bool, desc: str):
+    cfg = TrainConfig(epochs=epochs, lr=lr, seed=seed, snapshot_every=0)
     return fit(model, train, test, cfg, quiet=quiet, desc=desc).final.accuracy
 
 
@@ -130,16 +128,24 @@ def _redundancy_step(model, train, test, config, baseline, quiet) -> tuple[Simpl
         )
         return model, report
     without = drop_last_conv(model, torch.Generator().manual_seed(config.seed))
-    acc = _retrain(
-        without, train, test, config, config.redundancy_epochs, config.seed, quiet, "without conv3"
-    )
+    r2 = refit_head_without(model, without, train[0])
+    right_after = evaluate(without, *test).accuracy
+    epochs = config.redundancy_epochs
+    acc = _retrain(without, train, test, epochs, config.lr, config.seed, quiet, "without conv3")
     loss = (baseline - acc) * 100
-    report.update(accuracy_without=acc, loss_points=loss, dropped=loss <= config.budget)
+    report.update(
+        head_refit_r2=r2,
+        accuracy_right_after_removal=right_after,
+        accuracy_without=acc,
+        loss_points=loss,
+        dropped=loss <= config.budget,
+    )
     mean_corr = report["layers"][model.conv_names[-1]]["mean_best_correlation"]
     verb = "dropped" if report["dropped"] else "kept"
     report["reason"] = (
-        f"conv3 {verb}: without it (fc4 retrained {config.redundancy_epochs} epochs) accuracy is "
-        f"{acc:.2%} against {baseline:.2%} ({loss:+.2f} points lost, budget {config.budget}); its "
+        f"conv3 {verb}: conv2's features explain {r2:.0%} of what conv3 fed to fc4 (linear fit); "
+        f"without conv3 (fc4 refitted, then retrained {config.redundancy_epochs} epochs) accuracy is "
+        f"{acc:.2%} against {baseline:.2%} unpruned ({loss:+.2f} points lost, budget {config.budget}); its "
         f"channels correlate with conv2's at {mean_corr:.2f} on average (best match per channel)"
     )
     return (without if report["dropped"] else model), report
@@ -213,9 +219,12 @@ def prune(
 ) -> PruneResult:
     """Prune ``model`` (on its device) to ``config.targets`` over ``config.iterations`` cuts.
 
-    Iteration 0 is the redundant-layer step; iterations 1..N each score every targeted conv
-    layer, cut it to the scheduled width, evaluate, retrain and evaluate again. Channel numbers
-    in the outputs are 1-based; ``original_channel`` refers to the unpruned model.
+    Iteration 0 is the redundant-layer step: the net without its third conv layer is retrained
+    (``redundancy_epochs``) and replaces it when it stays within ``budget`` points of the
+    unpruned accuracy. Iterations 1..N each score every targeted conv layer, cut it to the
+    scheduled width, evaluate, retrain and evaluate again (the last one retrains
+    ``final_epochs``). Channel numbers in the outputs are 1-based;
+    ``original_channel`` refers to the unpruned model.
     """
     out = Path(out_dir) if out_dir is not None else None
     device = next(model.parameters()).device
@@ -225,16 +234,17 @@ def prune(
     )
     if resume and resumed is None:
         raise AuditError(f"--resume: no finished pruning iteration in {str(out)!r}")
-    baseline = evaluate(model, *test).accuracy
     if resumed is None:
         t0 = time.perf_counter()
+        baseline = evaluate(model, *test).accuracy
         model, redundancy = _redundancy_step(model, train, test, config, baseline, quiet)
         origins = {
             layer: list(range(getattr(model, layer).out_channels)) for layer in model.conv_names
         }
-        acc = evaluate(model, *test).accuracy
+        after = evaluate(model, *test).accuracy
+        cut = redundancy.get("accuracy_right_after_removal", after)
         rows.append(
-            _row(0, model, baseline, acc, acc, "conv3" if redundancy["dropped"] else "", t0)
+            _row(0, model, baseline, cut, after, "conv3" if redundancy["dropped"] else "", t0)
         )
         if out:
             _write(out, model, meta, 0, rows, score_rows, origins, redundancy)
@@ -242,33 +252,15 @@ def prune(
     else:
         model = resumed
     targets = dict(zip(model.conv_names, config.targets, strict=False))
-    start_widths = dict(zip(model.conv_names, map(int, rows[0]["widths"].split("/")), strict=True))
+    start_widths = dict(zip(model.conv_names, map(int, rows[0]["widths"].split("/")), strict=False))
     plans = {
         layer: schedule(start_widths[layer], t, config.iterations) for layer, t in targets.items()
     }
     data = _score_data(train, config.score_images)
-    its = progress(
-        range(done + 1, config.iterations + 1), quiet=quiet or not dist.is_main(), desc="prune"
-    )
-    for it in its:
-        t0 = time.perf_counter()
-        before = evaluate(model, *test).accuracy
-        removed = []
-        for layer, plan in plans.items():
-            if plan[it - 1] < getattr(model, layer).out_channels:
-                model, gone = _cut(
-                    model, layer, plan[it - 1], data, config, chooser, it, origins, score_rows
-                )
-                removed.append(f"{layer}: " + " ".join(map(str, gone)))
-        after_cut = evaluate(model, *test).accuracy
-        epochs = config.final_epochs if it == config.iterations else config.epochs
-        after = _retrain(
-            model, train, test, config, epochs, config.seed + it, quiet, f"retrain {it}"
-        )
-        rows.append(_row(it, model, before, after_cut, after, "; ".join(removed), t0))
-        if not quiet and dist.is_main():
-            print(f"prune {it}/{config.iterations}: widths {rows[-1]['widths']}, accuracy {before:.2%} -> "
-                  f"{after_cut:.2%} after the cut -> {after:.2%} after retraining", flush=True)  # fmt: skip
+    steps = range(done + 1, config.iterations + 1)
+    for it in progress(steps, quiet=quiet or not dist.is_main(), desc="prune"):
+        args = (plans, data, train, test, config, chooser, origins, score_rows, rows, quiet)
+        model = _iteration(model, it, *args)
         if out:
             _write(out, model, meta, it, rows, score_rows, origins, redundancy)
     if out and dist.is_main():
@@ -277,3 +269,29 @@ def prune(
         )
     dist.barrier()
     return PruneResult(model, pd.DataFrame(rows), pd.DataFrame(score_rows), redundancy)
+
+
+def _iteration(
+    model, it, plans, data, train, test, config, chooser, origins, score_rows, rows, quiet
+):
+    """One cut of every targeted layer, then retraining; appends its history row."""
+    t0 = time.perf_counter()
+    before = evaluate(model, *test).accuracy
+    removed = []
+    for layer, plan in plans.items():
+        if plan[it - 1] < getattr(model, layer).out_channels:
+            model, gone = _cut(
+                model, layer, plan[it - 1], data, config, chooser, it, origins, score_rows
+            )
+            removed.append(f"{layer}: " + " ".join(map(str, gone)))
+    after_cut = evaluate(model, *test).accuracy
+    last = it == config.iterations
+    epochs = config.final_epochs if last else config.epochs
+    after = _retrain(
+        model, train, test, epochs, config.lr, config.seed + it, quiet, f"retrain {it}"
+    )
+    rows.append(_row(it, model, before, after_cut, after, "; ".join(removed), t0))
+    if not quiet and dist.is_main():
+        print(f"prune {it}/{config.iterations}: widths {rows[-1]['widths']}, accuracy {before:.2%} -> "
+              f"{after_cut:.2%} after the cut -> {after:.2%} after retraining", flush=True)  # fmt: skip
+    return model

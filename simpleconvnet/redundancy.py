@@ -56,3 +56,43 @@ def copy_correlation(
     corr = (cov / torch.sqrt(torch.outer(var_a, var_b))).abs()
     best, where = corr.max(1)
     return best.float(), where
+
+
+@torch.no_grad()
+def refit_head_without(
+    model: nn.Module,
+    without: nn.Module,
+    images: torch.Tensor,
+    ridge: float = 1e-3,
+    batch_size: int = 500,
+) -> float:
+    """Set ``without.fc4`` (the net with its last conv layer removed) to the least-squares map
+    from the previous layer's features to what ``model``'s fc4 computed through that layer.
+
+    This is a closed-form, convex fit (ridge regression over the data set, sums reduced across
+    ranks); its R^2 says how much of the removed layer's effect on fc4 is a linear function of
+    the layer before it, i.e. how far the layer only copies it. Returns that R^2.
+    """
+    device = next(model.parameters()).device
+    idx = torch.as_tensor(list(dist.shard(len(images))), dtype=torch.long)
+    xtx = xty = ysum = yy = n = None
+    for start in range(0, len(idx), batch_size):
+        x = images[idx[start : start + batch_size]].to(device)
+        z = torch.flatten(without.features(x), 1).double().cpu()
+        z = torch.cat([z, torch.ones(len(z), 1, dtype=torch.float64)], 1)
+        y = model.fc4(torch.flatten(model.features(x), 1)).double().cpu()
+        parts = (z.T @ z, z.T @ y, y.sum(0), (y * y).sum(0), torch.tensor(float(len(y))))
+        if xtx is None:
+            xtx, xty, ysum, yy, n = parts
+        else:
+            xtx, xty, ysum, yy, n = (
+                a + b for a, b in zip((xtx, xty, ysum, yy, n), parts, strict=True)
+            )
+    xtx, xty, ysum, yy, n = (dist.all_reduce_sum(t) for t in (xtx, xty, ysum, yy, n))
+    lam = ridge * torch.diagonal(xtx).mean()
+    w = torch.linalg.solve(xtx + lam * torch.eye(len(xtx), dtype=torch.float64), xty)  # [D+1, H]
+    without.fc4.weight.copy_(w[:-1].T.float())
+    without.fc4.bias.copy_(w[-1].float())
+    sse = (yy - 2 * (w * xty).sum(0) + (w * (xtx @ w)).sum(0)).sum()
+    sst = (yy - ysum * ysum / n).sum()
+    return float(1 - sse / sst)
