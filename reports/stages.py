@@ -101,17 +101,21 @@ def run_train(ctx: StageContext) -> dict[str, Any]:
 
 
 def run_prune(ctx: StageContext) -> dict[str, Any]:
-    """Prune the trained net; retraining epochs follow ``--epochs`` (capped at the defaults)."""
+    """Prune the trained net with the package's defaults (fewer epochs for a quick run)."""
     from dissect.checkpoints import load_checkpoint
     from simpleconvnet.prune import PruneConfig, prune
 
     c = ctx.config
     model, meta = load_checkpoint(checkpoint_of(ctx, "train"), map_location=ctx.device)
     d = PruneConfig()
+
+    def epochs(n: int) -> int:  # a quick run (fewer --epochs than the default) retrains less
+        return n if c.epochs >= RunConfig().epochs else min(n, c.epochs)
+
     config = PruneConfig(
         iterations=c.prune_iterations, targets=tuple(c.prune_targets), seed=c.seed,
-        epochs=min(d.epochs, c.epochs), final_epochs=min(d.final_epochs, c.epochs),
-        redundancy_epochs=min(d.redundancy_epochs, c.epochs),
+        epochs=epochs(d.epochs), final_epochs=epochs(d.final_epochs),
+        redundancy_epochs=epochs(d.redundancy_epochs),
     )  # fmt: skip
     train, test = load_data(c)
     before = sum(p.numel() for p in model.parameters())
@@ -144,6 +148,37 @@ def run_handnet_build(ctx: StageContext) -> dict[str, Any]:
     meta = {"kind": "HandNet", "data": data_meta(c), "mode": "hand-built"}
     save_model(ctx.out / "model", model, meta)
     return {"checkpoint": f"{ctx.out.name}/model", "head": _plain(fit)}
+
+
+#: Fine-tuning starts from a working net: a gentler peak learning rate than training from scratch.
+FINETUNE_LR = 1e-3
+
+
+def run_handnet_finetune(ctx: StageContext, mode: str) -> dict[str, Any]:
+    """Fine-tune the hand-built HandNet (``constrained`` or ``free``); how far filters drift."""
+    from dissect.checkpoints import load_checkpoint
+    from handnet.finetune import filter_drift, finetune
+    from simpleconvnet.train import TrainConfig
+
+    c = ctx.config
+    model, meta = load_checkpoint(checkpoint_of(ctx, "handnet-build"), map_location=ctx.device)
+    before, _ = load_checkpoint(checkpoint_of(ctx, "handnet-build"), map_location=ctx.device)
+    train, test = load_data(c)
+    config = TrainConfig(
+        epochs=c.finetune_epochs, lr=FINETUNE_LR, seed=c.seed, snapshot_every=SNAPSHOT_EVERY
+    )
+    result = finetune(
+        model, train, test, mode, config, out_dir=ctx.out, metadata={"data": meta["data"]},
+        quiet=ctx.quiet,
+    )  # fmt: skip
+    drift = filter_drift(before, result.model)
+    atomic_save(ctx.out / "drift.csv", lambda p: drift.to_csv(p, index=False))
+    return {
+        "checkpoint": f"{ctx.out.name}/best",
+        "accuracy": result.train.final.accuracy,
+        "trainable_parameters": result.trainable,
+        "train_seconds": result.train.seconds,
+    }
 
 
 def _plain(fit: object) -> dict[str, Any]:
@@ -219,6 +254,15 @@ def build_stages() -> list[Stage]:
             unavailable=lambda: missing_module("handnet.model", "handnet.head"),
         )
     )  # fmt: skip
+    stages += [
+        Stage(
+            f"handnet-{mode}", lambda ctx, mode=mode: run_handnet_finetune(ctx, mode),
+            deps=("handnet-build",), keys=(*DATA_KEYS, "finetune_epochs"),
+            extra_inputs=lambda: {"lr": FINETUNE_LR, "snapshot_every": SNAPSHOT_EVERY},
+            unavailable=lambda: missing_module("handnet.finetune"),
+        )
+        for mode in ("constrained", "free")
+    ]  # fmt: skip
     producers = {s.name for s in stages}
     stages += [_measure_stage(n) for n in NETWORKS if n.stage in producers]
     stages.append(
