@@ -25,6 +25,7 @@ __all__ = [
     "line_plot",
     "activation_grid",
     "image_grid",
+    "maps_table",
 ]
 
 
@@ -161,3 +162,22 @@ def image_grid(images: torch.Tensor, columns: int = 16, scale: int = 2, gap: int
         canvas[r * (h + gap) : r * (h + gap) + h, q * (w + gap) : q * (w + gap) + w] = x[i]
     img = Image.fromarray(canvas, mode="L")
     return _image_png(img.resize((img.width * scale, img.height * scale), Image.NEAREST))
+
+
+def maps_table(inputs: np.ndarray, maps: np.ndarray, row_titles: Sequence[str]) -> bytes:
+    """One row per input ``[P, 28, 28]``: the input, then the maps ``[P, C, H, W]`` it drives
+    in each channel (columns titled 1..C), all maps on one colour scale."""
+    p, c = maps.shape[:2]
+    fig, axes = plt.subplots(p, c + 1, figsize=((c + 1) * 0.45, p * 0.55), squeeze=False)
+    top = float(maps.max()) or 1.0
+    for r in range(p):
+        axes[r, 0].imshow(inputs[r], cmap="gray", vmin=0, vmax=1)
+        axes[r, 0].set_ylabel(row_titles[r], fontsize=5, rotation=0, ha="right", va="center")
+        for j in range(c):
+            axes[r, j + 1].imshow(maps[r, j], cmap="magma", vmin=0, vmax=top)
+            if r == 0:
+                axes[r, j + 1].set_title(str(j + 1), fontsize=5)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return figure_png(fig)

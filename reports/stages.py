@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 
 from dissect.atomic import atomic_save, atomic_write_text
@@ -213,6 +214,54 @@ def run_measure(ctx: StageContext, net: Network) -> dict[str, Any]:
     return summary
 
 
+def line_probes() -> tuple[torch.Tensor, list[str]]:
+    """One line probe per orientation (the middle variant of each): ``[4, 1, 28, 28]``."""
+    from dissect.probes import make_probes
+
+    probes = make_probes()
+    picks = []
+    for name in probes.class_names:
+        members = [
+            i
+            for i, (c, k) in enumerate(zip(probes.classes, probes.kinds, strict=True))
+            if c == name and k == "line"
+        ]  # noqa: E501
+        if members:
+            picks.append((members[len(members) // 2], name))
+    return probes.images[[i for i, _ in picks]], [n for _, n in picks]
+
+
+def run_dissect(ctx: StageContext, net: Network) -> dict[str, Any]:
+    """Channel descriptions (probes), conv1 Gabor fits and conv1 maps of the line probes."""
+    from dissect.activations import activation_maps
+    from dissect.checkpoints import load_checkpoint
+    from dissect.gabor import gabor_fit
+    from dissect.labels import describe_model
+    from reports.figures import maps_table
+
+    model, _ = load_checkpoint(checkpoint_of(ctx, net.stage), map_location=ctx.device)
+    labels = describe_model(model)
+    atomic_save(ctx.out / "labels.csv", lambda p: labels.to_csv(p, index=False))
+    first = labels[labels["layer"] == "conv1"].reset_index(drop=True)
+    fits = [gabor_fit(w[0].cpu().numpy()) for w in model.conv1.weight.detach()]
+    gabor = pd.DataFrame(
+        [
+            {"channel": c + 1, "description": first["description"][c], **f.as_dict()}
+            for c, f in enumerate(fits)
+        ]
+    )  # noqa: E501
+    atomic_save(ctx.out / "gabor.csv", lambda p: gabor.to_csv(p, index=False))
+    images, names = line_probes()
+    maps = activation_maps(model, "conv1", images.to(ctx.device)).cpu().numpy()
+    png = maps_table(images[:, 0].numpy(), maps, names)
+    atomic_save(ctx.out / "probes.png", lambda p: p.write_bytes(png))
+    return {
+        "confident_share": float(labels["confident"].mean()),
+        "gabor_r2": float(gabor["r2"].mean()),
+        "orientations": [f.orientation for f in fits if not f.noise_like],
+    }
+
+
 def code_digest() -> dict[str, str]:
     """The report depends on its own templates and code: a change there rebuilds it."""
     root = Path(__file__).parent
@@ -265,6 +314,14 @@ def build_stages() -> list[Stage]:
     ]  # fmt: skip
     producers = {s.name for s in stages}
     stages += [_measure_stage(n) for n in NETWORKS if n.stage in producers]
+    stages += [
+        Stage(
+            f"dissect-{n.key}", lambda ctx, n=n: run_dissect(ctx, n), deps=(n.stage,),
+            unavailable=lambda: missing_module("dissect.labels", "dissect.gabor", "dissect.probes"),
+        )
+        for n in NETWORKS
+        if n.stage in producers
+    ]  # fmt: skip
     stages.append(
         Stage(
             "report", run_report, deps=tuple(s.name for s in stages),
