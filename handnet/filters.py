@@ -35,6 +35,7 @@ __all__ = [
 ]
 
 ORIENTATIONS = (0.0, 45.0, 90.0, 135.0)
+SNAP_DEGREES = 5  # within this of 0 or 90 a line is called horizontal or vertical
 
 _SIDES = (
     "right",
@@ -132,7 +133,11 @@ def edge_detector(side_deg: float, size: int = 5, width: float = 2.0) -> torch.T
 
 def _line_name(deg: float) -> str:
     o = int(round(deg)) % 180
-    return {0: "horizontal line", 90: "vertical line"}.get(o, f"line at {o} degrees")
+    if min(o, 180 - o) <= SNAP_DEGREES:
+        return "horizontal line"
+    if abs(o - 90) <= SNAP_DEGREES:
+        return "vertical line"
+    return f"line at {o} degrees"
 
 
 def describe_gabor(orientation: float, phase: float) -> str:

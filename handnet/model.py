@@ -9,7 +9,7 @@ descriptions they started from.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from torch import nn
@@ -67,14 +67,14 @@ def _corner_rules(bias: float) -> list[Rule]:
     return [Rule(text, (_t(_H, dx=hx), _t(_V, dy=vy)), bias) for text, hx, vy in corners]
 
 
-def _end_rules(bias: float) -> list[Rule]:
-    d, e = 1.5, 2.0
-    ends = (("top end of a vertical line (line below, nothing above)", _V, 0.0, -1.0),
-            ("bottom end of a vertical line (line above, nothing below)", _V, 0.0, 1.0),
-            ("left end of a horizontal line (line to the right, nothing left)", _H, 1.0, 0.0),
-            ("right end of a horizontal line (line to the left, nothing right)", _H, -1.0, 0.0))  # fmt: skip
-    return [Rule(text, (_t(j, dx=d * ux, dy=d * uy), _t(j, -1, 0.7, dx=-e * ux, dy=-e * uy)),
-                 bias) for text, j, ux, uy in ends]  # fmt: skip
+def _side_rules(bias: float) -> list[Rule]:
+    sides = (("top side of a horizontal stroke, reinforced along it", _TOP, _BOTTOM, 0.0),
+             ("bottom side of a horizontal stroke, reinforced along it", _BOTTOM, _TOP, 0.0),
+             ("left side of a vertical stroke, reinforced along it", _LEFT, _RIGHT, 90.0),
+             ("right side of a vertical stroke, reinforced along it", _RIGHT, _LEFT, 90.0))  # fmt: skip
+    return [Rule(f"{text}, suppressing the opposite side",
+                 (_t(j, orientation=o, length=2.0), _t(k, -1, 0.5, orientation=o)), bias)
+            for text, j, k, o in sides]  # fmt: skip
 
 
 def _curve_rules(bias: float) -> list[Rule]:
@@ -91,10 +91,12 @@ def _curve_rules(bias: float) -> list[Rule]:
     ]  # fmt: skip
 
 
-def default_rules(bias: float = -0.5) -> tuple[Rule, ...]:
-    """Sixteen conv2 rules over :func:`default_conv1`: four oriented lines, four corners, four
-    line ends, four curves."""
-    return tuple(_line_rules(bias) + _corner_rules(bias) + _end_rules(bias) + _curve_rules(bias))
+def default_rules(bias: float = -0.5, side_bias: float = -0.2) -> tuple[Rule, ...]:
+    """Sixteen conv2 rules over :func:`default_conv1`: four oriented lines, four corners, the
+    four sides of horizontal and vertical strokes, four curves."""
+    return tuple(
+        _line_rules(bias) + _corner_rules(bias) + _side_rules(side_bias) + _curve_rules(bias)
+    )
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,8 @@ class HandNetConfig:
             for r in d["conv2"]
         )
         conv1 = tuple(GaborSpec(**s) for s in d["conv1"])
-        rest = {k: v for k, v in d.items() if k not in ("conv1", "conv2", "free")}
+        skip = ("conv1", "conv2", "free", "layer_kinds", "descriptions")
+        rest = {k: v for k, v in d.items() if k not in skip}
         return cls(conv1, rules, free=tuple(d.get("free", ())), **rest)
 
 
@@ -185,8 +188,28 @@ class HandNet(SimpleConvNet):
         """Every conv layer's channel descriptions, by layer name."""
         return {n: list(getattr(self, n).descriptions) for n in self.conv_names}
 
+    def current_config(self) -> HandNetConfig:
+        """The config with the hand-built layers' *current* parameters (after fine-tuning they
+        differ from the constructed ones); freed layers keep the parameters they started from."""
+        conv1, conv2 = self.config.conv1, self.config.conv2
+        if isinstance(self.conv1, GaborConv2d):
+            conv1 = tuple(self.conv1.specs)
+        if isinstance(self.conv2, RuleConv2d):
+            terms = self.conv2.terms()
+            bias = self.conv2.bias.tolist()
+            conv2 = tuple(
+                Rule(r.description, tuple(t for o2, t in terms if o2 == o), bias[o])
+                for o, r in enumerate(self.config.conv2)
+            )
+        return replace(self.config, conv1=conv1, conv2=conv2)
+
     def config_dict(self) -> dict[str, Any]:
-        return self.config.to_dict()
+        """The current config plus (read-only, ignored when loading) the layer kinds and every
+        channel's description."""
+        d = self.current_config().to_dict()
+        d["layer_kinds"] = self.layer_kinds()
+        d["descriptions"] = self.descriptions()
+        return d
 
     @classmethod
     def from_config_dict(cls, d: dict[str, Any]) -> HandNet:

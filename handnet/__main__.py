@@ -1,0 +1,3 @@
+from handnet.cli import main
+
+main()

@@ -1,0 +1,151 @@
+"""``handnet`` command line: build HandNet by hand (only the head fitted) and fine-tune it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from dissect import distributed as dist
+from dissect.errors import AuditError
+from dissect.runtime import run_cli
+from handnet.finetune import MODES
+from simpleconvnet.cli import (
+    add_common_options,
+    add_data_options,
+    parse_widths,
+    positive_int,
+    setup_runtime,
+)
+
+__all__ = ["main", "build_parser", "build_handnet"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="handnet", description="Build HandNet from analytic filters and written rules."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    b = sub.add_parser("build", help="build HandNet and fit its head (no gradient on the convs)",
+                       description="Build HandNet; fit fc4/fc5 by logistic regression.")  # fmt: skip
+    add_data_options(b)
+    b.add_argument("--widths", default="8,16", help="conv widths (default 8,16; at most 8,16)")
+    b.add_argument("--fc4", type=positive_int, default=128, help="width of fc4 (default 128)")
+    b.add_argument("--l2", type=float, default=1e-4, help="L2 penalty of the head fit")
+    b.add_argument("--out", default="runs/handnet/built", help="checkpoint folder to write")
+    add_common_options(b)
+    b.set_defaults(func=cmd_build)
+    f = sub.add_parser("finetune", help="fine-tune a built HandNet",
+                       description="Fine-tune HandNet: constrained (meanings kept) or free.")  # fmt: skip
+    f.add_argument("ckpt", help="HandNet checkpoint folder (from `handnet build`)")
+    f.add_argument("--mode", choices=MODES, required=True)
+    f.add_argument("--epochs", type=positive_int, default=15, help="epochs (default 15)")
+    f.add_argument("--batch-size", type=positive_int, default=64, help="global batch (default 64)")
+    f.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default 3e-3)")
+    f.add_argument("--no-augment", action="store_true", help="train without random affine")
+    f.add_argument("--seed", type=int, default=0, help="seed for order and augmentation")
+    f.add_argument("--data-dir", default=None, help="override the checkpoint's data folder")
+    f.add_argument("--out", default=None, help="output folder (default runs/handnet/MODE)")
+    f.add_argument("--snapshot-every", type=int, default=200,
+                   help="keep the first-layer filters every N steps (0: never)")  # fmt: skip
+    add_common_options(f)
+    f.set_defaults(func=cmd_finetune)
+    return parser
+
+
+def build_handnet(
+    widths: tuple[int, ...], fc4: int, train: tuple[Any, Any], l2: float = 1e-4
+) -> tuple[Any, Any]:
+    """The hand-built HandNet of ``widths`` with its head fitted on ``train``; returns
+    ``(model, HeadFit)``."""
+    from handnet.head import fit_head
+    from handnet.model import HandNet, default_config
+
+    try:
+        model = HandNet(default_config(widths, fc4))
+    except ValueError as exc:
+        raise AuditError(f"--widths: {exc}") from None
+    return model, fit_head(model, train[0], train[1], l2)
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from dissect.checkpoints import save_model
+    from handnet.finetune import trainable_parameters
+    from simpleconvnet.data import LOADER, load_split
+    from simpleconvnet.train import evaluate
+
+    setup_runtime(args)
+    train = load_split(args.dataset, "train", args.data_dir, args.download)
+    test = load_split(args.dataset, "test", args.data_dir, False)
+    model, head = build_handnet(parse_widths(args.widths), args.fc4, train, args.l2)
+    result = evaluate(model, *test)
+    meta = {
+        "kind": "HandNet",
+        "stage": "hand-built",
+        "data": {"loader": LOADER, "name": args.dataset, "data_dir": args.data_dir},
+        "metrics": result.metrics(),
+        "head_fit": {
+            "method": "multinomial logistic regression (L-BFGS), conv layers frozen",
+            "l2": args.l2,
+            "train_accuracy": head.train_accuracy,
+        },  # fmt: skip
+        "trainable_parameters": trainable_parameters(model),
+    }
+    if dist.is_main():
+        save_model(args.out, model, meta)
+        print(f"HandNet {model.config.convs} hand-built on {args.dataset}: test accuracy "
+              f"{result.accuracy:.2%} (train {head.train_accuracy:.2%}); checkpoint in "
+              f"{args.out}/")  # fmt: skip
+    return 0
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from dissect.atomic import atomic_save
+    from dissect.checkpoints import load_checkpoint, load_checkpoint_data
+    from handnet.finetune import filter_drift, finetune
+    from handnet.model import HandNet
+    from simpleconvnet.train import TrainConfig
+
+    device = setup_runtime(args)
+    model, meta = load_checkpoint(args.ckpt, map_location=device)
+    if not isinstance(model, HandNet):
+        raise AuditError(f"{args.ckpt!r} is not a HandNet checkpoint (build one: handnet build)")
+    if model.config.free:
+        raise AuditError(f"{args.ckpt!r} was already freed: fine-tune its hand-built parent")
+    train = load_checkpoint_data(meta, "train", args.data_dir)
+    test = load_checkpoint_data(meta, "test", args.data_dir)
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                         augment=not args.no_augment, seed=args.seed,
+                         snapshot_every=args.snapshot_every)  # fmt: skip
+    out = Path(args.out or f"runs/handnet/{args.mode}")
+    before = HandNet(model.current_config()).to(device)
+    before.load_state_dict(model.state_dict())
+    parent = {"data": meta["data"], "parent": str(args.ckpt), "world_size": dist.world_size()}
+    result = finetune(model, train, test, args.mode, config, out_dir=out, metadata=parent,
+                      quiet=args.quiet)  # fmt: skip
+    if dist.is_main():
+        drift = filter_drift(before, result.model)
+        atomic_save(out / "drift.csv", lambda p: drift.to_csv(p, index=False))
+        print(f"HandNet fine-tuned ({args.mode}, {result.trainable} trainable parameters): test "
+              f"accuracy {result.train.final.accuracy:.2%} after {args.epochs} epoch(s); "
+              f"checkpoints and drift.csv in {out}/")  # fmt: skip
+    return 0
+
+
+def _main(argv: list[str] | None) -> int:
+    from simpleconvnet.launch import maybe_relaunch
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    code = maybe_relaunch("handnet", argv, getattr(args, "nproc", 1))
+    if code is not None:
+        return code
+    try:
+        return int(args.func(args) or 0)
+    finally:
+        dist.shutdown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    raise SystemExit(run_cli(_main, argv))

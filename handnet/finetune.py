@@ -1,0 +1,143 @@
+"""Fine-tuning HandNet with SimpleConvNet's training loop, in two modes.
+
+- ``constrained``: train only the interpretable parameters (Gabor parameters, rule strengths and
+  profiles, biases) and the head. Every channel keeps its form; its description is recomputed
+  from the updated parameters.
+- ``free``: replace the hand-built conv layers by plain ``nn.Conv2d`` holding the hand-built
+  weights and train every weight; :func:`filter_drift` measures how far each filter moved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from handnet.filters import GaborSpec, describe_gabor
+from handnet.layers import GaborConv2d
+from handnet.model import HandNet
+from simpleconvnet.train import TrainConfig, TrainResult, fit
+
+__all__ = [
+    "MODES",
+    "FinetuneResult",
+    "trainable_parameters",
+    "freed_copy",
+    "finetune",
+    "fit_gabor_specs",
+    "filter_drift",
+]
+
+MODES = ("constrained", "free")
+
+
+@dataclass(frozen=True)
+class FinetuneResult:
+    """The fine-tuned model, the training loop's result and the trainable parameter count."""
+
+    model: HandNet
+    train: TrainResult
+    trainable: int
+
+
+def trainable_parameters(model: nn.Module) -> int:
+    """Number of scalars with ``requires_grad``."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+@torch.no_grad()
+def freed_copy(model: HandNet) -> HandNet:
+    """A HandNet whose conv layers are plain ``nn.Conv2d`` holding ``model``'s current weights
+    (config ``free``); the head is copied. The config keeps the constructed parameters."""
+    config = replace(model.current_config(), free=tuple(model.conv_names))
+    free = HandNet(config).to(next(model.parameters()).device)
+    for name in model.conv_names:
+        src, dst = getattr(model, name), getattr(free, name)
+        dst.weight.copy_(src.weight)
+        dst.bias.copy_(src.bias)
+    free.fc4.load_state_dict(model.fc4.state_dict())
+    free.fc5.load_state_dict(model.fc5.state_dict())
+    return free
+
+
+def finetune(
+    model: HandNet,
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    mode: str,
+    config: TrainConfig,
+    *,
+    out_dir: str | Path | None = None,
+    metadata: dict[str, Any] | None = None,
+    quiet: bool = False,
+) -> FinetuneResult:
+    """Fine-tune a hand-built HandNet (on its device) in ``mode`` (``constrained``/``free``).
+
+    ``model`` is trained in place in the constrained mode; the free mode trains a
+    :func:`freed_copy`. With ``out_dir`` the loop writes ``last/``, ``best/`` (the same
+    checkpoint format as SimpleConvNet), ``history.csv`` and ``snapshots.safetensors``.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    net = model if mode == "constrained" else freed_copy(model)
+    for p in net.parameters():
+        p.requires_grad_(True)
+    meta = {**(metadata or {}), "kind": "HandNet", "finetune": mode}
+    meta["trainable_parameters"] = trainable_parameters(net)
+    result = fit(net, train, test, config, out_dir=out_dir, metadata=meta, quiet=quiet,
+                 desc=f"finetune {mode}")  # fmt: skip
+    return FinetuneResult(net, result, meta["trainable_parameters"])
+
+
+def fit_gabor_specs(
+    weight: torch.Tensor, init: list[GaborSpec], steps: int = 300, lr: float = 0.05
+) -> tuple[list[GaborSpec], torch.Tensor]:
+    """Fit one zero-mean Gabor per kernel of ``weight [C, 1, k, k]``, starting from ``init``.
+
+    Returns the fitted specs and ``R^2 [C]`` (1 - residual / variance of each kernel).
+    """
+    layer = GaborConv2d(init, weight.shape[-1], zero_mean=True)
+    target = weight.detach().float().cpu()
+    opt = torch.optim.Adam(layer.parameters(), lr=lr)
+    with torch.enable_grad():  # callers may be under no_grad
+        for _ in range(steps):
+            opt.zero_grad()
+            ((layer.weight - target) ** 2).sum().backward()
+            opt.step()
+    with torch.no_grad():
+        residual = ((layer.weight - target) ** 2).sum(dim=(1, 2, 3))
+        total = ((target - target.mean(dim=(2, 3), keepdim=True)) ** 2).sum(dim=(1, 2, 3))
+        r2 = 1 - residual / total.clamp_min(1e-12)
+    return layer.specs, r2
+
+
+def _describe(spec: GaborSpec) -> str:
+    return describe_gabor(spec.orientation, spec.phase + (180.0 if spec.gain < 0 else 0.0))
+
+
+@torch.no_grad()
+def filter_drift(before: HandNet, after: HandNet) -> pd.DataFrame:
+    """One row per conv channel (1-based ``channel``): description before and after, the
+    relative weight change, and for conv1 the R^2 of a Gabor fitted to the new kernel (and its
+    description); for conv2 the share of weight energy outside the rule's pairs."""
+    rows = []
+    init = before.current_config().conv1
+    specs, r2 = fit_gabor_specs(after.conv1.weight, list(init))
+    for name in before.conv_names:
+        w0, w1 = getattr(before, name).weight.cpu(), getattr(after, name).weight.cpu()
+        change = (w1 - w0).flatten(1).norm(dim=1) / w0.flatten(1).norm(dim=1).clamp_min(1e-12)
+        mask = (w0.abs().sum(dim=(2, 3)) > 0).float()[:, :, None, None]
+        outside = ((w1 * (1 - mask)) ** 2).sum(dim=(1, 2, 3)) / (w1**2).sum(dim=(1, 2, 3))
+        for c, desc in enumerate(getattr(before, name).descriptions):
+            row = {"layer": name, "channel": c + 1, "description_before": desc,
+                   "relative_change": change[c].item()}  # fmt: skip
+            if name == "conv1":
+                row.update(gabor_r2=r2[c].item(), description_after=_describe(specs[c]))
+            else:
+                row.update(off_rule_energy=outside[c].item(), description_after=desc)
+            rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,66 @@
+"""Fine-tuning: constrained keeps the structure, free starts from the hand-built weights."""
+
+from __future__ import annotations
+
+import torch
+
+from handnet.filters import GaborSpec
+from handnet.finetune import filter_drift, finetune, fit_gabor_specs, freed_copy
+from handnet.head import fit_head
+from handnet.layers import GaborConv2d
+from handnet.model import HandNet, default_config
+from simpleconvnet.train import TrainConfig
+
+CONFIG = TrainConfig(epochs=1, batch_size=50, lr=3e-3, augment=False, seed=0, snapshot_every=0)
+
+
+def _built(train) -> HandNet:
+    net = HandNet(default_config(fc4=16))
+    fit_head(net, *train, l2=1e-3)
+    return net
+
+
+def test_constrained_keeps_every_channel_in_its_form(tiny_data) -> None:
+    train, test = tiny_data
+    net = _built(train)
+    mask = net.conv2.weight.detach().abs().sum(dim=(2, 3)) > 0
+    before = [p.detach().clone() for p in net.conv1.parameters()]
+    result = finetune(net, train, test, "constrained", CONFIG, quiet=True)
+    after = result.model
+    assert after is net and result.trainable == sum(p.numel() for p in net.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, net.conv1.parameters(), strict=True))
+    # conv1 is still exactly the Gabor formula of its (updated) parameters
+    rebuilt = GaborConv2d(net.conv1.specs)
+    torch.testing.assert_close(rebuilt.weight, net.conv1.weight, atol=1e-4, rtol=1e-4)
+    # conv2 has weight only on the pairs its rules name
+    new_mask = net.conv2.weight.detach().abs().sum(dim=(2, 3)) > 0
+    assert torch.equal(mask, new_mask)
+    d = net.descriptions()
+    assert len(d["conv1"]) == 8 and len(d["conv2"]) == 16 and all(d["conv1"])
+
+
+def test_freed_copy_computes_the_same_function(tiny_data) -> None:
+    train, _ = tiny_data
+    net = _built(train)
+    free = freed_copy(net)
+    assert isinstance(free.conv1, torch.nn.Conv2d) and free.layer_kinds()["conv1"] == "free"
+    x = train[0][:4]
+    torch.testing.assert_close(free(x), net(x), atol=1e-5, rtol=1e-5)
+
+
+def test_drift_of_an_unchanged_net_is_zero(tiny_data) -> None:
+    train, _ = tiny_data
+    net = _built(train)
+    drift = filter_drift(net, freed_copy(net))
+    assert len(drift) == 24 and drift["channel"].iloc[0] == 1
+    assert drift["relative_change"].abs().max() < 1e-6
+    conv1 = drift[drift["layer"] == "conv1"]
+    assert conv1["gabor_r2"].min() > 0.999
+    assert (conv1["description_before"] == conv1["description_after"]).all()
+
+
+def test_gabor_fit_recovers_a_moved_orientation() -> None:
+    target = GaborConv2d([GaborSpec(38.0, 4.0, 0.0, 1.2, 0.5, 1.0)]).weight
+    specs, r2 = fit_gabor_specs(target, [GaborSpec(45.0, 4.0, 0.0, 1.2, 0.5, 1.0)])
+    assert r2.item() > 0.999
+    assert abs(specs[0].orientation - 38.0) < 1.0
