@@ -1,0 +1,115 @@
+"""HandNet benchmarks (issue 6) on mnist-5k.
+
+- hand-built accuracy (conv layers analytic, only the head fitted by logistic regression);
+- constrained and free fine-tuning per seed, against an 8/16 SimpleConvNet without conv3
+  trained with the same epochs and seed (or a given pruned checkpoint, ``--reference``);
+- trainable parameter counts;
+- agreement of dissect's automatic first-layer descriptions with the constructed ones, before
+  and after constrained fine-tuning; drift of the freed filters (Gabor R^2, descriptions).
+
+    python benchmarks/bench_handnet.py [--seeds 0,1,2] [--epochs 40] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import re
+
+import torch
+
+from benchmarks.common import emit, mean_spread
+from handnet.cli import build_handnet
+from handnet.finetune import filter_drift, finetune, trainable_parameters
+from handnet.model import HandNet
+from simpleconvnet.data import load_split
+from simpleconvnet.model import SimpleConvNet, SimpleConvNetConfig, init_weights
+from simpleconvnet.train import TrainConfig, evaluate, fit
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"\s*\(.*\)$", "", text).strip()
+
+
+def description_agreement(model: HandNet) -> dict:
+    """Share of conv1 channels whose dissect label (or its secondary) is the constructed one."""
+    from dissect.labels import describe_layer
+
+    labels = describe_layer(model, "conv1")
+    ours = [_norm(d) for d in model.conv1.descriptions]
+    primary = [_norm(d) == o for d, o in zip(labels["description"], ours, strict=True)]
+    either = [p or _norm(s) == o for p, s, o in zip(primary, labels["secondary"], ours,
+                                                    strict=True)]  # fmt: skip
+    return {"primary": sum(primary) / len(ours), "primary_or_secondary": sum(either) / len(ours),
+            "constructed": ours, "dissect": list(labels["description"]),
+            "dissect_secondary": list(labels["secondary"])}  # fmt: skip
+
+
+def reference_net(train, test, config: TrainConfig) -> tuple[float, int]:
+    model = SimpleConvNet(SimpleConvNetConfig(convs=(8, 16), fc4=128))
+    init_weights(model, torch.Generator().manual_seed(config.seed))
+    result = fit(model, train, test, config, quiet=True)
+    return result.final.accuracy, trainable_parameters(model)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--quick", action="store_true", help="one seed, two epochs")
+    p.add_argument("--reference", default=None, help="pruned SimpleConvNet checkpoint to beat")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    seeds = [0] if args.quick else [int(s) for s in args.seeds.split(",")]
+    epochs = 2 if args.quick else args.epochs
+    train, test = load_split("mnist-5k", "train"), load_split("mnist-5k", "test")
+    built, head = build_handnet((8, 16), 128, train)
+    hand = evaluate(built, *test).accuracy
+    figures: dict = {"dataset": "mnist-5k", "epochs": epochs, "seeds": seeds,
+                     "hand_built": {"test_accuracy": hand, "train_accuracy": head.train_accuracy,
+                                    "note": "convex head fit: identical for every seed"},
+                     "agreement_hand_built": description_agreement(built)}  # fmt: skip
+    runs: dict[str, list] = {"constrained": [], "free": [], "reference": []}
+    counts: dict[str, int] = {}
+    for seed in seeds:
+        config = TrainConfig(epochs=epochs, seed=seed, snapshot_every=0)
+        for mode in ("constrained", "free"):
+            result = finetune(copy.deepcopy(built), train, test, mode, config, quiet=True)
+            runs[mode].append(result.train.final.accuracy)
+            counts[mode] = result.trainable
+            if seed == seeds[0]:
+                drift = filter_drift(built, result.model)
+                c1 = drift[drift["layer"] == "conv1"]
+                figures[f"drift_{mode}"] = {
+                    "conv1_gabor_r2": c1["gabor_r2"].tolist(),
+                    "conv1_relative_change": c1["relative_change"].tolist(),
+                    "descriptions_before": c1["description_before"].tolist(),
+                    "descriptions_after": c1["description_after"].tolist(),
+                }
+                if mode == "constrained":
+                    figures["agreement_constrained"] = description_agreement(result.model)
+                    figures["descriptions_constrained"] = result.model.descriptions()
+        if args.reference:
+            from dissect.checkpoints import load_checkpoint
+
+            ref, _ = load_checkpoint(args.reference)
+            acc, counts["reference"] = evaluate(ref, *test).accuracy, trainable_parameters(ref)
+        else:
+            acc, counts["reference"] = reference_net(train, test, config)
+        runs["reference"].append(acc)
+        print(f"seed {seed}: " + ", ".join(f"{k} {v[-1]:.4f}" for k, v in runs.items()),
+              flush=True)  # fmt: skip
+    figures["reference_model"] = (
+        args.reference or "SimpleConvNet 8/16 without conv3, same epochs/seed"
+    )
+    for mode, accs in runs.items():
+        figures[mode] = {"test_accuracy": accs, "summary": mean_spread(accs)}
+    figures["trainable_parameters"] = {**counts, "hand_built_head_only": trainable_parameters(
+        built.fc4) + trainable_parameters(built.fc5)}  # fmt: skip
+    conv = {n: sum(p.numel() for p in getattr(built, n).parameters()) for n in built.conv_names}
+    figures["trainable_parameters"]["handnet_conv_layers"] = conv
+    emit(figures)
+
+
+if __name__ == "__main__":
+    main()
