@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from dissect import distributed as dist
+from dissect.activations import layer_activation
 
 __all__ = [
     "Criterion",
@@ -20,22 +21,12 @@ __all__ = [
     "filter_structure",
     "superstimulus_structure",
     "selectivity",
-    "layer_activation",
     "rank_normalise",
     "combine",
 ]
 
 Data = tuple[torch.Tensor, torch.Tensor]
 Criterion = Callable[[nn.Module, str, Data], torch.Tensor]
-
-
-def layer_activation(model: nn.Module, layer: str, x: torch.Tensor) -> torch.Tensor:
-    """Post-ReLU map of conv ``layer`` (before pooling): ``[N, C, H, W]``."""
-    i = model.conv_names.index(layer) + 1
-    h = model.normalize(x)
-    for j in range(1, i):
-        h = model.block(j, h)
-    return getattr(model, f"relu{i}")(getattr(model, layer)(h))
 
 
 @torch.no_grad()

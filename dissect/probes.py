@@ -1,0 +1,139 @@
+"""Probes: synthetic 28x28 inputs (white on black, pixels in [0, 1]) used to label channels.
+
+Each probe class has several variants (widths, positions). Class names are the descriptions a
+channel gets when it responds most to that class. Angles: degrees counter-clockwise from the
+horizontal as shown (up is up).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+__all__ = ["ProbeSet", "make_probes", "LINE_NAMES"]
+
+SIZE = 28
+LINE_NAMES = {
+    0: "horizontal line",
+    45: "line at 45 degrees (/)",
+    90: "vertical line",
+    135: "line at 135 degrees (\\)",
+}
+# For each orientation, the two sides of a line: name of the side, and the direction (in the
+# image, x right / y up) from the line towards its bright interior.
+EDGE_SIDES = {
+    0: (("top side of a horizontal line", -90), ("bottom side of a horizontal line", 90)),
+    45: (("upper-left side of a / line", -45), ("lower-right side of a / line", 135)),
+    90: (("left side of a vertical line", 0), ("right side of a vertical line", 180)),
+    135: (("upper-right side of a \\ line", -135), ("lower-left side of a \\ line", 45)),
+}
+
+
+@dataclass(frozen=True)
+class ProbeSet:
+    """``images [P, 1, 28, 28]``, ``classes`` (one name per probe), ``kinds`` (line, edge, ...)."""
+
+    images: torch.Tensor
+    classes: list[str]
+    kinds: list[str]
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(dict.fromkeys(self.classes))
+
+
+def _coords() -> tuple[np.ndarray, np.ndarray]:
+    c = SIZE // 2  # pixel (14, 14) is the centre, so lines of odd width sit on pixel rows
+    rows, cols = np.mgrid[0:SIZE, 0:SIZE].astype(np.float64)
+    return cols - c, -(rows - c)
+
+
+def _inside(d: np.ndarray) -> np.ndarray:
+    """1 where ``d <= 0`` else 0: crisp strokes, so that a 1-px line is exactly one pixel wide."""
+    return (d <= 1e-9).astype(np.float64)
+
+
+def line(
+    angle: float, width: float, offset: float, length: float | None = None, shift: float = 0.0
+) -> np.ndarray:
+    """A bright line along ``angle`` through a point ``offset`` px off the centre (across it);
+    with ``length``, a segment from ``shift`` along the line for ``length`` px."""
+    x, y = _coords()
+    t = np.deg2rad(angle)
+    along = x * np.cos(t) + y * np.sin(t)
+    across = -x * np.sin(t) + y * np.cos(t) - offset
+    img = _inside(np.abs(across) - width / 2)
+    if length is not None:
+        img *= _inside(np.abs(along - shift - length / 2) - length / 2)
+    return img
+
+
+def edge(towards: float, offset: float, thickness: float = 60.0) -> np.ndarray:
+    """A bright half-plane (a stroke wider than the image) whose one boundary runs near the
+    centre; ``towards`` is the direction from the boundary into the bright part."""
+    x, y = _coords()
+    t = np.deg2rad(towards)
+    inside = x * np.cos(t) + y * np.sin(t) - offset
+    return _inside(-inside) * _inside(inside - thickness) * (inside > -1e-9)
+
+
+def arc(opening: float, radius: float, width: float = 2.0) -> np.ndarray:
+    """Half a ring whose open side faces ``opening`` (degrees), centred on the image."""
+    x, y = _coords()
+    t = np.deg2rad(opening)
+    ring = _inside(np.abs(np.hypot(x, y) - radius) - width / 2)
+    return ring * ((x * np.cos(t) + y * np.sin(t)) <= 0.5)
+
+
+def corner(direction: float, width: float = 2.0, arm: float = 9.0) -> np.ndarray:
+    """Two arms meeting at the centre at a right angle, the corner opening towards
+    ``direction`` (one of 45, 135, 225, 315)."""
+    a = line(direction - 45, width, 0.0, length=arm, shift=0.0)
+    b = line(direction + 45, width, 0.0, length=arm, shift=0.0)
+    return np.maximum(a, b)
+
+
+def make_probes() -> ProbeSet:
+    """Edges (8 sides x 3 positions), lines (4 angles x 3 widths x 5 positions), corners
+    (4 openings x 2 widths), curves (4 openings x 3 radii) and line ends (4 x 3 widths).
+
+    Edges come first: an odd (edge) filter answers a thick line's side as strongly as a
+    half-plane, and ties go to the earlier class, so it is called an edge detector."""
+    images, classes, kinds = [], [], []
+
+    def add(img: np.ndarray, name: str, kind: str) -> None:
+        images.append(img)
+        classes.append(name)
+        kinds.append(kind)
+
+    for sides in EDGE_SIDES.values():
+        for name, towards in sides:
+            for offset in (-4.0, 0.0, 4.0):
+                add(edge(towards, offset), name, "edge")
+    for angle, name in LINE_NAMES.items():
+        for width in (1.0, 2.5, 4.0):
+            for offset in (-6.0, -3.0, 0.0, 3.0, 6.0):
+                add(line(angle, width, offset), name, "line")
+    corner_names = {45: "corner opening up-right", 135: "corner opening up-left",
+                    225: "corner opening down-left", 315: "corner opening down-right"}  # fmt: skip
+    for direction, name in corner_names.items():
+        for width in (1.5, 3.0):
+            add(corner(direction, width), name, "corner")
+    curve_names = {
+        0: "curve opening right",
+        90: "curve opening up",
+        180: "curve opening left",
+        270: "curve opening down",
+    }
+    for opening, name in curve_names.items():
+        for radius in (4.0, 6.0, 8.0):
+            add(arc(opening, radius), name, "curve")
+    end_names = {0: "left end of a horizontal line", 180: "right end of a horizontal line",
+                 90: "bottom end of a vertical line", 270: "top end of a vertical line"}  # fmt: skip
+    for direction, name in end_names.items():
+        for width in (1.5, 2.5, 3.5):
+            add(line(direction, width, 0.0, length=12.0, shift=0.0), name, "line end")
+    tensor = torch.tensor(np.stack(images), dtype=torch.float32)[:, None]
+    return ProbeSet(tensor.clamp(0, 1), classes, kinds)
