@@ -27,7 +27,7 @@ class RunConfig:
     fc4: int = 128
     prune_iterations: int = 7
     prune_targets: tuple[int, ...] = (8, 16)
-    finetune_epochs: int = 4
+    finetune_epochs: int = 10
     superstimulus_steps: int = 192
     audit_samples: int = 4
     runs_root: str = "runs"

@@ -62,8 +62,10 @@ def conv3_claim(prune: dict[str, Any]) -> Verdict:
 def orientation_claim(orientations: list[float] | None, r2_min: float = 0.5) -> Verdict:
     """``orientations``: degrees of the conv1 Gabor fits with R^2 >= ``r2_min``."""
     claim = "conv1 filters span the line orientations 0/45/90/135 degrees."
-    if not orientations:
+    if orientations is None:
         return Verdict(claim, "not measured", "no Gabor fits of conv1 are available")
+    if not orientations:
+        return Verdict(claim, "fails", "no conv1 filter is fitted well by a Gabor (all noise-like)")
     found = []
     for target in ORIENTATIONS:
         gaps = [min(abs(o - target) % 180, 180 - abs(o - target) % 180) for o in orientations]

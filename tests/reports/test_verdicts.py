@@ -20,6 +20,7 @@ def test_orientation_claim_needs_all_four_orientations() -> None:
     assert missing_diagonal.verdict == "fails"
     assert "0, 90 of" in missing_diagonal.evidence
     assert orientation_claim(None).verdict == "not measured"
+    assert orientation_claim([]).verdict == "fails"
 
 
 def test_handnet_claim() -> None:
