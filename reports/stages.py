@@ -262,6 +262,33 @@ def run_dissect(ctx: StageContext, net: Network) -> dict[str, Any]:
     }
 
 
+def run_superstimuli(ctx: StageContext, net: Network) -> dict[str, Any]:
+    """A superstimulus for every channel of every conv layer, and for every class."""
+    from dissect.checkpoints import load_checkpoint
+    from dissect.superstimuli import class_superstimuli, layer_superstimuli
+    from reports.figures import image_grid
+
+    c = ctx.config
+    model, _ = load_checkpoint(checkpoint_of(ctx, net.stage), map_location=ctx.device)
+    found = [
+        layer_superstimuli(model, n, steps=c.superstimulus_steps, seed=c.seed)
+        for n in model.conv_names
+    ]  # noqa: E501
+    found.append(class_superstimuli(model, steps=c.superstimulus_steps, seed=c.seed))
+    rows = []
+    for i, s in enumerate(found):
+        name = s.layer if i < len(model.conv_names) else "classes"
+        png = image_grid(s.images, columns=10 if name == "classes" else 16)
+        atomic_save(ctx.out / f"{name}.png", lambda p, png=png: p.write_bytes(png))
+        rows += [
+            {"layer": name, "unit": u + 1, "activation": float(a), "optimised": used}
+            for u, (a, used) in enumerate(zip(s.activation, s.used, strict=True))
+        ]  # noqa: E501
+    table = pd.DataFrame(rows)
+    atomic_save(ctx.out / "activations.csv", lambda p: table.to_csv(p, index=False))
+    return {"units": len(rows), "steps": c.superstimulus_steps}
+
+
 def code_digest() -> dict[str, str]:
     """The report depends on its own templates and code: a change there rebuilds it."""
     root = Path(__file__).parent
@@ -318,6 +345,15 @@ def build_stages() -> list[Stage]:
         Stage(
             f"dissect-{n.key}", lambda ctx, n=n: run_dissect(ctx, n), deps=(n.stage,),
             unavailable=lambda: missing_module("dissect.labels", "dissect.gabor", "dissect.probes"),
+        )
+        for n in NETWORKS
+        if n.stage in producers
+    ]  # fmt: skip
+    stages += [
+        Stage(
+            f"superstimuli-{n.key}", lambda ctx, n=n: run_superstimuli(ctx, n), deps=(n.stage,),
+            keys=("seed", "superstimulus_steps"),
+            unavailable=lambda: missing_module("dissect.superstimuli"),
         )
         for n in NETWORKS
         if n.stage in producers
