@@ -3,8 +3,9 @@
 A multinomial logistic regression with an L2 penalty is fitted (full-batch L-BFGS) on the
 standardised, flattened output of the last conv block; no gradient touches the conv layers.
 Its ``[classes, D]`` weight ``W`` (rank <= classes) is then split exactly as ``W = fc5 @ fc4``:
-with the SVD ``W = U S V^T``, fc4's first ``classes`` rows are ``V^T`` and fc5's first columns
-``U S``; fc4's other rows are the leading principal directions of the features orthogonal to
+with the SVD ``W = U S V^T``, fc4's first ``classes`` rows are ``sqrt(S) V^T`` and fc5's
+first columns ``U sqrt(S)`` (the scale shared evenly, which fine-tunes better than putting it
+all in fc5); fc4's other rows are the leading principal directions of the features orthogonal to
 ``V`` (with zero fc5 columns), so that fine-tuning starts from the fitted map with live units.
 """
 
@@ -77,10 +78,12 @@ def set_head(model: nn.Module, fit: HeadFit, features: torch.Tensor) -> None:
     rest = centred - centred @ vt.T @ vt  # features with the fitted directions removed
     _, _, pc = torch.linalg.svd(rest, full_matrices=False)
     rows = torch.cat([vt, pc[: width - classes]])
+    root = s.sqrt()
+    rows[:classes] *= root[:, None]
     fc4.weight.copy_(rows.float())
     fc4.bias.zero_()
     fc5.weight.zero_()
-    fc5.weight[:, :classes] = (u * s).float()
+    fc5.weight[:, :classes] = (u * root).float()
     fc5.bias.copy_(fit.bias)
 
 

@@ -146,6 +146,8 @@ class RuleConv2d(nn.Module):
         terms = [(o, t) for o, r in enumerate(rules) for t in r.terms]
         if any(not 0 <= t.inner < in_channels for _, t in terms):
             raise ValueError(f"a rule names an inner channel outside 0..{in_channels - 1}")
+        if any(t.sign not in (1, -1) for _, t in terms):
+            raise ValueError("a rule term's sign must be +1 (reinforce) or -1 (negate)")
         index = [o * in_channels + t.inner for o, t in terms]
         self.register_buffer("index", torch.tensor(index, dtype=torch.long))
         self.register_buffer("sign", torch.tensor([float(t.sign) for _, t in terms]))

@@ -18,7 +18,14 @@ from handnet.filters import GaborSpec, edge_detector_spec, line_detector_spec
 from handnet.layers import GaborConv2d, Rule, RuleConv2d, Term
 from simpleconvnet.model import MNIST_MEAN, MNIST_STD, SimpleConvNet, SimpleConvNetConfig
 
-__all__ = ["HandNet", "HandNetConfig", "default_config", "default_conv1", "default_rules"]
+__all__ = [
+    "HandNet",
+    "HandNetConfig",
+    "default_config",
+    "default_conv1",
+    "default_rules",
+    "with_context",
+]
 
 HAND_BUILT_KINDS = ("gabor", "rule")
 
@@ -81,9 +88,9 @@ def _curve_rules(bias: float) -> list[Rule]:
     d = 1.5
     return [
         Rule("top of a loop (/ on the left, \\ on the right, open below)",
-             (_t(_D45, dx=-d, dy=-0.5), _t(_D135, dx=d, dy=-0.5), _t(_H, 0.5, dy=0.5)), bias),
+             (_t(_D45, dx=-d, dy=-0.5), _t(_D135, dx=d, dy=-0.5), _t(_H, 1, 0.5, dy=0.5)), bias),
         Rule("bottom of a loop (\\ on the left, / on the right, open above)",
-             (_t(_D135, dx=-d, dy=0.5), _t(_D45, dx=d, dy=0.5), _t(_H, 0.5, dy=-0.5)), bias),
+             (_t(_D135, dx=-d, dy=0.5), _t(_D45, dx=d, dy=0.5), _t(_H, 1, 0.5, dy=-0.5)), bias),
         Rule("left of a loop (/ above, \\ below, open to the right)",
              (_t(_D45, dx=-0.5, dy=d), _t(_D135, dx=-0.5, dy=-d), _t(_V, dx=-0.5)), bias),
         Rule("right of a loop (\\ above, / below, open to the left)",
@@ -91,12 +98,39 @@ def _curve_rules(bias: float) -> list[Rule]:
     ]  # fmt: skip
 
 
-def default_rules(bias: float = -0.5, side_bias: float = -0.2) -> tuple[Rule, ...]:
+RULE_GAIN = 4.0  # scales every rule so that conv2's pooled outputs are of order 1
+CONTEXT_STRENGTH = 0.02
+
+
+def default_rules(
+    bias: float = -0.5, side_bias: float = -0.2, gain: float = RULE_GAIN
+) -> tuple[Rule, ...]:
     """Sixteen conv2 rules over :func:`default_conv1`: four oriented lines, four corners, the
-    four sides of horizontal and vertical strokes, four curves."""
+    four sides of horizontal and vertical strokes, four curves (strengths and biases times
+    ``gain``)."""
+    rules = _line_rules(bias) + _corner_rules(bias) + _side_rules(side_bias) + _curve_rules(bias)
     return tuple(
-        _line_rules(bias) + _corner_rules(bias) + _side_rules(side_bias) + _curve_rules(bias)
-    )
+        Rule(r.description, tuple(replace(t, strength=t.strength * gain) for t in r.terms),
+             r.bias * gain)
+        for r in rules
+    )  # fmt: skip
+
+
+def with_context(rules: tuple[Rule, ...], in_channels: int) -> tuple[Rule, ...]:
+    """Give every rule, for each inner channel it does not name, a reinforcing and a negating
+    term with the same small isotropic profile: they cancel exactly, so the hand-built net is
+    unchanged, and fine-tuning may grow either (the written terms stay the rule)."""
+    out = []
+    for r in rules:
+        named = {t.inner for t in r.terms}
+        extra = tuple(
+            Term(j, sign, CONTEXT_STRENGTH, 0.0, 1.0, 1.0)
+            for j in range(in_channels)
+            if j not in named
+            for sign in (1, -1)
+        )
+        out.append(Rule(r.description, r.terms + extra, r.bias))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -135,8 +169,11 @@ class HandNetConfig:
         return cls(conv1, rules, free=tuple(d.get("free", ())), **rest)
 
 
-def default_config(widths: tuple[int, ...] = (8, 16), fc4: int = 128) -> HandNetConfig:
-    """The default bank cut to ``widths`` (at most 8 first-layer filters and 16 rules)."""
+def default_config(
+    widths: tuple[int, ...] = (8, 16), fc4: int = 128, context: bool = True
+) -> HandNetConfig:
+    """The default bank cut to ``widths`` (at most 8 first-layer filters and 16 rules), with
+    cancelling context terms (:func:`with_context`) unless ``context`` is False."""
     conv1, rules = default_conv1(), default_rules()
     if len(widths) != 2 or not (1 <= widths[0] <= len(conv1) and 1 <= widths[1] <= len(rules)):
         raise ValueError(
@@ -147,7 +184,7 @@ def default_config(widths: tuple[int, ...] = (8, 16), fc4: int = 128) -> HandNet
         Rule(r.description, tuple(t for t in r.terms if t.inner < n1), r.bias)
         for r in rules[: widths[1]]
     )
-    return HandNetConfig(conv1[:n1], kept, fc4=fc4)
+    return HandNetConfig(conv1[:n1], with_context(kept, n1) if context else kept, fc4=fc4)
 
 
 class HandNet(SimpleConvNet):

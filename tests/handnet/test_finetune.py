@@ -14,15 +14,15 @@ from simpleconvnet.train import TrainConfig
 CONFIG = TrainConfig(epochs=1, batch_size=50, lr=3e-3, augment=False, seed=0, snapshot_every=0)
 
 
-def _built(train) -> HandNet:
-    net = HandNet(default_config(fc4=16))
+def _built(train, context: bool = True) -> HandNet:
+    net = HandNet(default_config(fc4=16, context=context))
     fit_head(net, *train, l2=1e-3)
     return net
 
 
 def test_constrained_keeps_every_channel_in_its_form(tiny_data) -> None:
     train, test = tiny_data
-    net = _built(train)
+    net = _built(train, context=False)
     mask = net.conv2.weight.detach().abs().sum(dim=(2, 3)) > 0
     before = [p.detach().clone() for p in net.conv1.parameters()]
     result = finetune(net, train, test, "constrained", CONFIG, quiet=True)
@@ -35,8 +35,20 @@ def test_constrained_keeps_every_channel_in_its_form(tiny_data) -> None:
     # conv2 has weight only on the pairs its rules name
     new_mask = net.conv2.weight.detach().abs().sum(dim=(2, 3)) > 0
     assert torch.equal(mask, new_mask)
+    # the rules read back from the net rebuild exactly its layer
+    rebuilt2 = HandNet(net.current_config()).conv2
+    torch.testing.assert_close(rebuilt2.weight, net.conv2.weight, atol=1e-5, rtol=1e-5)
     d = net.descriptions()
     assert len(d["conv1"]) == 8 and len(d["conv2"]) == 16 and all(d["conv1"])
+
+
+def test_constrained_keeps_the_terms_with_context(tiny_data) -> None:
+    train, test = tiny_data
+    net = _built(train)
+    index, sign = net.conv2.index.clone(), net.conv2.sign.clone()
+    finetune(net, train, test, "constrained", CONFIG, quiet=True)
+    assert torch.equal(index, net.conv2.index) and torch.equal(sign, net.conv2.sign)
+    assert all(t.strength > 0 for _, t in net.conv2.terms())
 
 
 def test_freed_copy_computes_the_same_function(tiny_data) -> None:

@@ -73,8 +73,11 @@ def test_head_equals_the_fitted_linear_map() -> None:
     expected = feats @ fit.weight.T + fit.bias
     torch.testing.assert_close(net.logits(images), expected, atol=1e-3, rtol=1e-4)
     rows = net.fc4.weight.double()
-    torch.testing.assert_close(rows @ rows.T, torch.eye(24, dtype=torch.float64), atol=1e-5,
-                               rtol=0)  # fmt: skip
+    gram = rows @ rows.T  # orthogonal rows; the fitted directions carry sqrt(S), the rest 1
+    torch.testing.assert_close(gram - torch.diag(gram.diag()), torch.zeros(24, 24).double(),
+                               atol=1e-4, rtol=0)  # fmt: skip
+    torch.testing.assert_close(gram.diag()[10:], torch.ones(14).double(), atol=1e-5, rtol=0)
+    torch.testing.assert_close(net.fc5.weight[:, 10:], torch.zeros(10, 14))
 
 
 def test_fit_head_separates_a_separable_toy_set() -> None:
