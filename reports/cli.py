@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--prune-targets", type=_widths, default=d.prune_targets,
         help="conv widths pruning ends at (default 8,16)",
     )  # fmt: skip
+    r.add_argument(
+        "--prune-criteria", type=lambda t: tuple(t.split(",")), default=d.prune_criteria,
+        help="pruning scores, equally weighted (default variation,structure,superstimulus,selectivity)",
+    )  # fmt: skip
     r.add_argument("--finetune-epochs", type=positive_int, default=d.finetune_epochs)
     r.add_argument("--superstimulus-steps", type=positive_int, default=d.superstimulus_steps)
     r.add_argument(
@@ -74,7 +78,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         name=args.name, description=args.description, dataset=args.dataset,
         data_dir=args.data_dir, seed=args.seed, epochs=args.epochs, widths=tuple(args.widths),
         fc4=args.fc4, prune_iterations=args.prune_iterations,
-        prune_targets=tuple(args.prune_targets), finetune_epochs=args.finetune_epochs,
+        prune_targets=tuple(args.prune_targets), prune_criteria=args.prune_criteria,
+        finetune_epochs=args.finetune_epochs,
         superstimulus_steps=args.superstimulus_steps, runs_root=args.runs_root,
         device=args.device,
     )  # fmt: skip

@@ -27,6 +27,7 @@ class RunConfig:
     fc4: int = 128
     prune_iterations: int = 7
     prune_targets: tuple[int, ...] = (8, 16)
+    prune_criteria: tuple[str, ...] = ("variation", "structure", "superstimulus", "selectivity")
     finetune_epochs: int = 10
     superstimulus_steps: int = 192
     audit_samples: int = 4
@@ -42,4 +43,5 @@ class RunConfig:
         d = asdict(self)
         d["widths"] = list(self.widths)
         d["prune_targets"] = list(self.prune_targets)
+        d["prune_criteria"] = list(self.prune_criteria)
         return d

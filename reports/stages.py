@@ -115,6 +115,7 @@ def run_prune(ctx: StageContext) -> dict[str, Any]:
 
     config = PruneConfig(
         iterations=c.prune_iterations, targets=tuple(c.prune_targets), seed=c.seed,
+        weights={name: 1.0 for name in c.prune_criteria},
         epochs=epochs(d.epochs), final_epochs=epochs(d.final_epochs),
         redundancy_epochs=epochs(d.redundancy_epochs),
     )  # fmt: skip
@@ -320,7 +321,7 @@ def build_stages() -> list[Stage]:
     stages.append(
         Stage(
             "prune", run_prune, deps=("train",),
-            keys=(*DATA_KEYS, "epochs", "prune_iterations", "prune_targets"),
+            keys=(*DATA_KEYS, "epochs", "prune_iterations", "prune_targets", "prune_criteria"),
             unavailable=lambda: missing_module("simpleconvnet.prune", "dissect.gabor", "dissect.superstimuli"),
         )
     )  # fmt: skip

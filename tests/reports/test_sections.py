@@ -24,9 +24,15 @@ def finish(folder: Path, summary: dict) -> None:
     (folder / "stage.json").write_text(json.dumps(record))
 
 
+def fresh(folder: Path) -> None:
+    """Replace whatever the tiny pipeline wrote there by the hand-written files."""
+    shutil.rmtree(folder.parent if folder.name == "channels" else folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+
+
 def fake_stages(run: Path) -> None:
     prune = run / "prune"
-    prune.mkdir(exist_ok=True)
+    fresh(prune)
     pd.DataFrame({"iteration": [0, 1], "test_accuracy": [0.9, 0.89]}).to_csv(
         prune / "history.csv", index=False
     )  # noqa: E501
@@ -35,7 +41,7 @@ def fake_stages(run: Path) -> None:
     )  # noqa: E501
     finish(prune, {"redundancy": {"redundant": True, "evidence": "conv3 copies conv2 (r=0.97)"}})
     dis = run / "dissect-simpleconvnet"
-    (dis / "channels").mkdir(parents=True)
+    fresh(dis / "channels")
     (dis / "channels" / "conv2-03.png").write_bytes(png())
     pd.DataFrame({"inner": [1, 2], "role": ["driver", "suppressor"]}).to_csv(
         dis / "channels" / "conv2-03.csv", index=False
@@ -48,7 +54,7 @@ def fake_stages(run: Path) -> None:
     )  # noqa: E501
     finish(dis, {"orientations": [0.0, 44.0, 92.0, 136.0], "gabor_r2": 0.81})
     sup = run / "superstimuli-simpleconvnet"
-    sup.mkdir()
+    fresh(sup)
     (sup / "classes.png").write_bytes(png())
     finish(sup, {})
 
