@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import copy
 import re
+import sys
 
 import torch
 
@@ -98,7 +99,7 @@ def main() -> None:
             acc, counts["reference"] = reference_net(train, test, config)
         runs["reference"].append(acc)
         print(f"seed {seed}: " + ", ".join(f"{k} {v[-1]:.4f}" for k, v in runs.items()),
-              flush=True)  # fmt: skip
+              file=sys.stderr, flush=True)  # fmt: skip
     figures["reference_model"] = (
         args.reference or "SimpleConvNet 8/16 without conv3, same epochs/seed"
     )

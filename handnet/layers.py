@@ -93,7 +93,8 @@ class Term:
     """One inner channel in a rule: ``sign`` +1 reinforces, -1 negates. The spatial profile is
     a Gaussian elongated along ``orientation`` (degrees), ``length``/``width`` its standard
     deviations along/across, centred ``(dx, dy)`` pixels from the kernel centre (y up),
-    normalised to sum 1 and scaled by ``strength``."""
+    normalised to sum 1 and scaled by ``strength``. ``context`` marks terms added for
+    fine-tuning to grow (see :func:`handnet.model.with_context`), not part of the written rule."""
 
     inner: int
     sign: int = 1
@@ -103,6 +104,7 @@ class Term:
     width: float = 0.7
     dx: float = 0.0
     dy: float = 0.0
+    context: bool = False  # a learned-context term, not part of the written rule
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,7 @@ class RuleConv2d(nn.Module):
         self.padding = (kernel_size // 2, kernel_size // 2)
         self.stride = (1, 1)
         self.rule_descriptions = [r.description for r in rules]
+        self.inner_names: list[str] | None = None  # set by the owner: the inner channels' names
         terms = [(o, t) for o, r in enumerate(rules) for t in r.terms]
         if any(not 0 <= t.inner < in_channels for _, t in terms):
             raise ValueError(f"a rule names an inner channel outside 0..{in_channels - 1}")
@@ -151,6 +154,7 @@ class RuleConv2d(nn.Module):
         index = [o * in_channels + t.inner for o, t in terms]
         self.register_buffer("index", torch.tensor(index, dtype=torch.long))
         self.register_buffer("sign", torch.tensor([float(t.sign) for _, t in terms]))
+        self.is_context = [t.context for _, t in terms]
 
         def param(values: list[float]) -> nn.Parameter:
             return nn.Parameter(torch.tensor(values, dtype=torch.float32))
@@ -180,8 +184,25 @@ class RuleConv2d(nn.Module):
 
     @property
     def descriptions(self) -> list[str]:
-        """The written rule of each outer channel."""
-        return list(self.rule_descriptions)
+        """The written rule of each outer channel, followed by the context inputs that
+        fine-tuning made matter (net strength over a quarter of the rule's strongest term)."""
+        return [self._describe(o) for o in range(self.out_channels)]
+
+    def _describe(self, o: int) -> str:
+        terms = [(t, c) for (oo, t), c in zip(self.terms(), self.is_context, strict=True)
+                 if oo == o]  # fmt: skip
+        written = max((t.strength for t, c in terms if not c), default=0.0)
+        net: dict[int, float] = {}
+        for t, c in terms:
+            if c:
+                net[t.inner] = net.get(t.inner, 0.0) + t.sign * t.strength
+        grown = [(j, v) for j, v in net.items() if written > 0 and abs(v) > 0.25 * written]
+        if not grown:
+            return self.rule_descriptions[o]
+        names = self.inner_names or [f"channel {j + 1}" for j in range(self.in_channels)]
+        parts = [f"{'reinforcing' if v > 0 else 'suppressing'} {names[j]} ({abs(v) / written:.2f})"
+                 for j, v in sorted(grown, key=lambda jv: -abs(jv[1]))]  # fmt: skip
+        return f"{self.rule_descriptions[o]}; learned: {', '.join(parts)}"
 
     def terms(self) -> list[tuple[int, Term]]:
         """The current terms as ``(outer, Term)`` pairs, parameters in degrees and pixels."""
@@ -192,5 +213,6 @@ class RuleConv2d(nn.Module):
             self.orientation.tolist(), self.log_length.exp().tolist(),
             self.log_width.exp().tolist(), self.dx.tolist(), self.dy.tolist(), strict=True,
         )  # fmt: skip
-        return [(o, Term(j, int(s), st, th, ln, wd, dx, dy))
-                for o, j, s, st, th, ln, wd, dx, dy in rows]  # fmt: skip
+        return [(o, Term(j, int(s), st, th, ln, wd, dx, dy, c))
+                for (o, j, s, st, th, ln, wd, dx, dy), c in zip(rows, self.is_context,
+                                                                 strict=True)]  # fmt: skip

@@ -124,7 +124,7 @@ def with_context(rules: tuple[Rule, ...], in_channels: int) -> tuple[Rule, ...]:
     for r in rules:
         named = {t.inner for t in r.terms}
         extra = tuple(
-            Term(j, sign, CONTEXT_STRENGTH, 0.0, 1.0, 1.0)
+            Term(j, sign, CONTEXT_STRENGTH, 0.0, 1.0, 1.0, context=True)
             for j in range(in_channels)
             if j not in named
             for sign in (1, -1)
@@ -209,6 +209,7 @@ class HandNet(SimpleConvNet):
             "conv1": GaborConv2d(config.conv1, k, config.zero_mean),
             "conv2": RuleConv2d(len(config.conv1), config.conv2, k),
         }
+        built["conv2"].inner_names = built["conv1"].descriptions  # type: ignore[union-attr]
         for name, layer in built.items():
             if name in config.free:
                 conv = getattr(self, name)

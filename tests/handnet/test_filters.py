@@ -71,3 +71,13 @@ def test_descriptions() -> None:
     assert describe_gabor(90.0, -90.0) == "right side of a vertical line"
     assert describe_gabor(0.0, 90.0) == "top side of a horizontal line"
     assert describe_gabor(135.0, 180.0) == "dark line at 135 degrees"
+
+
+def test_matches_dissects_gabor() -> None:
+    """The torch formula here (differentiable, for GaborConv2d) equals dissect's numpy one."""
+    from dissect.gabor import gabor_kernel as dissect_gabor
+
+    for orientation, phase in ((0.0, 0.0), (45.0, 90.0), (120.0, -30.0)):
+        ours = gabor_kernel(5, orientation, 4.0, phase, 1.3, 0.5).numpy()
+        theirs = dissect_gabor(5, orientation, 4.0, math.radians(phase), 1.3, 0.5)
+        np.testing.assert_allclose(ours, theirs, atol=1e-6)

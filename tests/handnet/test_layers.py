@@ -81,3 +81,17 @@ def test_rule_gradients_reach_strengths_but_not_absent_pairs() -> None:
     layer(x).sum().backward()
     assert layer.log_strength.grad is not None and layer.log_strength.grad.abs().item() > 0
     assert layer.weight[0, 1].abs().sum() == 0
+
+
+def test_grown_context_terms_join_the_description() -> None:
+    rule = Rule("vertical line", (Term(0, 1, 1.0), Term(1, 1, 0.02, context=True),
+                                  Term(1, -1, 0.02, context=True)))  # fmt: skip
+    layer = RuleConv2d(2, [rule])
+    layer.inner_names = ["vertical line", "horizontal line"]
+    assert layer.descriptions == ["vertical line"]
+    x = torch.randn(1, 2, 5, 5, generator=torch.Generator().manual_seed(4))
+    assert layer(x).shape == (1, 1, 5, 5)  # the cancelling pair adds nothing
+    torch.testing.assert_close(layer.weight[0, 1], torch.zeros(5, 5))
+    with torch.no_grad():
+        layer.log_strength[2].fill_(torch.log(torch.tensor(0.52)).item())  # net -0.5
+    assert layer.descriptions == ["vertical line; learned: suppressing horizontal line (0.50)"]
