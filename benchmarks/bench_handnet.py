@@ -32,14 +32,20 @@ def _norm(text: str) -> str:
     return re.sub(r"\s*\(.*\)$", "", text).strip()
 
 
-def description_agreement(model: HandNet) -> dict:
-    """Share of conv1 channels whose dissect label (or its secondary) is the constructed one."""
+def _agrees(label: str, ours: str) -> bool:
+    label = _norm(label)
+    return bool(label) and (ours == label or ours.startswith(label + ",") or
+                            ours.startswith(label + " ("))  # fmt: skip
+
+
+def description_agreement(model: HandNet, layer: str) -> dict:
+    """Share of channels whose dissect label (or its secondary) opens the constructed one."""
     from dissect.labels import describe_layer
 
-    labels = describe_layer(model, "conv1")
-    ours = [_norm(d) for d in model.conv1.descriptions]
-    primary = [_norm(d) == o for d, o in zip(labels["description"], ours, strict=True)]
-    either = [p or _norm(s) == o for p, s, o in zip(primary, labels["secondary"], ours,
+    labels = describe_layer(model, layer)
+    ours = [_norm(d) if layer == "conv1" else d for d in getattr(model, layer).descriptions]
+    primary = [_agrees(d, o) for d, o in zip(labels["description"], ours, strict=True)]
+    either = [p or _agrees(s, o) for p, s, o in zip(primary, labels["secondary"], ours,
                                                     strict=True)]  # fmt: skip
     return {"primary": sum(primary) / len(ours), "primary_or_secondary": sum(either) / len(ours),
             "constructed": ours, "dissect": list(labels["description"]),
@@ -69,7 +75,8 @@ def main() -> None:
     figures: dict = {"dataset": "mnist-5k", "epochs": epochs, "seeds": seeds,
                      "hand_built": {"test_accuracy": hand, "train_accuracy": head.train_accuracy,
                                     "note": "convex head fit: identical for every seed"},
-                     "agreement_hand_built": description_agreement(built)}  # fmt: skip
+                     "agreement_hand_built": {n: description_agreement(built, n)
+                                              for n in built.conv_names}}  # fmt: skip
     runs: dict[str, list] = {"constrained": [], "free": [], "reference": []}
     counts: dict[str, int] = {}
     for seed in seeds:
@@ -88,7 +95,9 @@ def main() -> None:
                     "descriptions_after": c1["description_after"].tolist(),
                 }
                 if mode == "constrained":
-                    figures["agreement_constrained"] = description_agreement(result.model)
+                    figures["agreement_constrained"] = {
+                        n: description_agreement(result.model, n) for n in built.conv_names
+                    }
                     figures["descriptions_constrained"] = result.model.descriptions()
         if args.reference:
             from dissect.checkpoints import load_checkpoint

@@ -66,19 +66,19 @@ def _line_rules(bias: float) -> list[Rule]:
 
 def _corner_rules(bias: float) -> list[Rule]:
     d = 1.5
-    corners = (("top-left corner (a horizontal line going right, a vertical one going down)",
-                d, -d), ("top-right corner (horizontal line going left, vertical going down)",
-                -d, -d), ("bottom-left corner (horizontal line going right, vertical going up)",
-                d, d), ("bottom-right corner (horizontal line going left, vertical going up)",
+    corners = (("corner opening down-right (a horizontal line going right, a vertical one going down)",
+                d, -d), ("corner opening down-left (horizontal line going left, vertical going down)",
+                -d, -d), ("corner opening up-right (horizontal line going right, vertical going up)",
+                d, d), ("corner opening up-left (horizontal line going left, vertical going up)",
                 -d, d))  # fmt: skip
     return [Rule(text, (_t(_H, dx=hx), _t(_V, dy=vy)), bias) for text, hx, vy in corners]
 
 
 def _side_rules(bias: float) -> list[Rule]:
-    sides = (("top side of a horizontal stroke, reinforced along it", _TOP, _BOTTOM, 0.0),
-             ("bottom side of a horizontal stroke, reinforced along it", _BOTTOM, _TOP, 0.0),
-             ("left side of a vertical stroke, reinforced along it", _LEFT, _RIGHT, 90.0),
-             ("right side of a vertical stroke, reinforced along it", _RIGHT, _LEFT, 90.0))  # fmt: skip
+    sides = (("top side of a horizontal line, reinforced along it", _TOP, _BOTTOM, 0.0),
+             ("bottom side of a horizontal line, reinforced along it", _BOTTOM, _TOP, 0.0),
+             ("left side of a vertical line, reinforced along it", _LEFT, _RIGHT, 90.0),
+             ("right side of a vertical line, reinforced along it", _RIGHT, _LEFT, 90.0))  # fmt: skip
     return [Rule(f"{text}, suppressing the opposite side",
                  (_t(j, orientation=o, length=2.0), _t(k, -1, 0.5, orientation=o)), bias)
             for text, j, k, o in sides]  # fmt: skip
@@ -87,13 +87,13 @@ def _side_rules(bias: float) -> list[Rule]:
 def _curve_rules(bias: float) -> list[Rule]:
     d = 1.5
     return [
-        Rule("top of a loop (/ on the left, \\ on the right, open below)",
+        Rule("curve opening down (top of a loop: / on the left, \\ on the right)",
              (_t(_D45, dx=-d, dy=-0.5), _t(_D135, dx=d, dy=-0.5), _t(_H, 1, 0.5, dy=0.5)), bias),
-        Rule("bottom of a loop (\\ on the left, / on the right, open above)",
+        Rule("curve opening up (bottom of a loop: \\ on the left, / on the right)",
              (_t(_D135, dx=-d, dy=0.5), _t(_D45, dx=d, dy=0.5), _t(_H, 1, 0.5, dy=-0.5)), bias),
-        Rule("left of a loop (/ above, \\ below, open to the right)",
+        Rule("curve opening right (left of a loop: / above, \\ below)",
              (_t(_D45, dx=-0.5, dy=d), _t(_D135, dx=-0.5, dy=-d), _t(_V, dx=-0.5)), bias),
-        Rule("right of a loop (\\ above, / below, open to the left)",
+        Rule("curve opening left (right of a loop: \\ above, / below)",
              (_t(_D135, dx=0.5, dy=d), _t(_D45, dx=0.5, dy=-d), _t(_V, dx=0.5)), bias),
     ]  # fmt: skip
 
