@@ -1,7 +1,39 @@
 """dissect: a generic microscope for small ConvNets (hooks, exact contributions, probes,
 channel descriptions, superstimuli, ablations). Imports none of the suite's other packages."""
 
+from dissect.ablation import ablation_table, agreement
+from dissect.activations import activation_maps, activation_stats, layer_activation
 from dissect.checkpoints import load_checkpoint, save_model
+from dissect.contributions import contribution_table, contributions
 from dissect.errors import AuditError
+from dissect.gabor import gabor_fit, gabor_kernel
+from dissect.head import class_drivers, head_contributions
+from dissect.labels import describe_layer, describe_model
+from dissect.mistakes import confident_mistakes, confusion_examples
+from dissect.probes import make_probes
+from dissect.superstimuli import class_superstimuli, layer_superstimuli, plainness_scores
 
-__all__ = ["AuditError", "load_checkpoint", "save_model"]
+__all__ = [
+    "AuditError",
+    "ablation_table",
+    "activation_maps",
+    "activation_stats",
+    "agreement",
+    "class_drivers",
+    "class_superstimuli",
+    "confident_mistakes",
+    "confusion_examples",
+    "contribution_table",
+    "contributions",
+    "describe_layer",
+    "describe_model",
+    "gabor_fit",
+    "gabor_kernel",
+    "head_contributions",
+    "layer_activation",
+    "layer_superstimuli",
+    "load_checkpoint",
+    "make_probes",
+    "plainness_scores",
+    "save_model",
+]

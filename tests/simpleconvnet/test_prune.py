@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -121,3 +122,32 @@ def test_random_chooser_is_seeded() -> None:
     c = torch.arange(10.0)
     assert choose_at_random(1)("conv1", c, 4, 1) == choose_at_random(1)("conv1", c, 4, 1)
     assert choose_at_random(1)("conv1", c, 4, 1) != choose_at_random(2)("conv1", c, 4, 1)
+
+
+def _planted(tiny_data) -> SimpleConvNet:
+    """A trained net whose conv1 holds line/edge Gabors, except channel 2 (all zero) and
+    channel 4 (pure noise of the same energy)."""
+    from dissect.gabor import gabor_kernel
+
+    model = _trained(tiny_data, convs=(6, 8))
+    kernels = [
+        gabor_kernel(5, a, 4.0, p, 1.2, 0.5)
+        for a, p in ((0, 0), (0, 0), (90, 0), (0, 0), (45, 1.57), (135, 0))
+    ]
+    with torch.no_grad():
+        model.conv1.weight.copy_(torch.tensor(np.stack(kernels), dtype=torch.float32)[:, None])
+        model.conv1.weight[1] = 0
+        model.conv1.bias[1] = 0
+        noise = torch.randn(1, 5, 5, generator=torch.Generator().manual_seed(5))
+        model.conv1.weight[3] = noise / noise.norm() * model.conv1.weight[0].norm()
+    return model
+
+
+@pytest.mark.parametrize("name", ["variation", "structure", "superstimulus", "selectivity"])
+def test_each_criterion_ranks_planted_useless_channels_last(tiny_data, name) -> None:
+    from simpleconvnet.criteria import CRITERIA
+
+    score = CRITERIA[name](_planted(tiny_data), "conv1", tiny_data[0])
+    assert score.shape == (6,)
+    worst_two = set(torch.argsort(score)[:2].tolist())
+    assert 1 in worst_two if name != "structure" else worst_two == {1, 3}
