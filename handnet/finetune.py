@@ -126,7 +126,8 @@ def filter_drift(before: HandNet, after: HandNet) -> pd.DataFrame:
     description); for conv2 the share of weight energy outside the rule's pairs."""
     rows = []
     init = before.current_config().conv1
-    specs, r2 = fit_gabor_specs(after.conv1.weight, list(init))
+    conv1 = after.conv1
+    specs, r2 = fit_gabor_specs(conv1.weight, list(init))  # type: ignore[union-attr,arg-type]
     for name in before.conv_names:
         w0, w1 = getattr(before, name).weight.cpu(), getattr(after, name).weight.cpu()
         change = (w1 - w0).flatten(1).norm(dim=1) / w0.flatten(1).norm(dim=1).clamp_min(1e-12)

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+
+from simpleconvnet.model import SimpleConvNet
 
 __all__ = ["HeadFit", "frozen_features", "fit_logistic", "set_head", "fit_head"]
 
@@ -30,9 +31,11 @@ class HeadFit:
 
 
 @torch.no_grad()
-def frozen_features(model: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+def frozen_features(
+    model: SimpleConvNet, images: torch.Tensor, batch_size: int = 1000
+) -> torch.Tensor:
     """``images [N, 1, 28, 28] -> [N, D]`` flattened output of the last conv block."""
-    parts = [torch.flatten(model.features(images[i : i + batch_size]), 1)  # type: ignore[operator]
+    parts = [torch.flatten(model.features(images[i : i + batch_size]), 1)
              for i in range(0, len(images), batch_size)]  # fmt: skip
     return torch.cat(parts)
 
@@ -67,9 +70,9 @@ def fit_logistic(
 
 
 @torch.no_grad()
-def set_head(model: nn.Module, fit: HeadFit, features: torch.Tensor) -> None:
+def set_head(model: SimpleConvNet, fit: HeadFit, features: torch.Tensor) -> None:
     """Set ``model.fc4``/``model.fc5`` so that ``fc5(fc4(f)) == f @ fit.weight.T + fit.bias``."""
-    fc4, fc5 = model.fc4, model.fc5  # type: ignore[union-attr]
+    fc4, fc5 = model.fc4, model.fc5
     width, classes = fc4.out_features, fit.weight.shape[0]
     if width < classes:
         raise ValueError(f"fc4 width {width} is below the {classes} classes of the fitted map")
@@ -88,11 +91,11 @@ def set_head(model: nn.Module, fit: HeadFit, features: torch.Tensor) -> None:
 
 
 def fit_head(
-    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, l2: float = 1e-4
+    model: SimpleConvNet, images: torch.Tensor, labels: torch.Tensor, l2: float = 1e-4
 ) -> HeadFit:
     """Fit the readout of ``model`` on ``images [N, 1, 28, 28]``/``labels [N]`` with every
     conv layer frozen, and write it into fc4/fc5. Returns the fit."""
     features = frozen_features(model, images)
-    fit = fit_logistic(features, labels, model.fc5.out_features, l2)  # type: ignore[union-attr]
+    fit = fit_logistic(features, labels, model.fc5.out_features, l2)
     set_head(model, fit, features)
     return fit

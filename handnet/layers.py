@@ -138,6 +138,9 @@ class RuleConv2d(nn.Module):
     """``x: [N, I, H, W] -> [N, len(rules), H, W]``. ``weight[o, j]`` is the sum over the terms
     of rule ``o`` naming inner channel ``j`` of ``sign * strength * profile``; zero elsewhere."""
 
+    index: torch.Tensor  # [K] outer * in_channels + inner of each term
+    sign: torch.Tensor  # [K] +1 reinforce, -1 negate
+
     def __init__(self, in_channels: int, rules: Sequence[Rule], kernel_size: int = 5) -> None:
         super().__init__()
         self.in_channels, self.out_channels = in_channels, len(rules)

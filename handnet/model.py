@@ -12,8 +12,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from torch import nn
-
 from handnet.filters import GaborSpec, edge_detector_spec, line_detector_spec
 from handnet.layers import GaborConv2d, Rule, RuleConv2d, Term
 from simpleconvnet.model import MNIST_MEAN, MNIST_STD, SimpleConvNet, SimpleConvNetConfig
@@ -194,6 +192,7 @@ class HandNet(SimpleConvNet):
     """
 
     architecture = "handnet.model:HandNet"
+    config: HandNetConfig  # type: ignore[assignment]
 
     def __init__(self, config: HandNetConfig | None = None) -> None:
         config = config or default_config()
@@ -203,17 +202,16 @@ class HandNet(SimpleConvNet):
                 kernel_size=config.kernel_size, mean=config.mean, std=config.std,
             )
         )  # fmt: skip
-        self.config = config  # type: ignore[assignment]
+        self.config = config
         k = config.kernel_size
-        built: dict[str, nn.Module] = {
-            "conv1": GaborConv2d(config.conv1, k, config.zero_mean),
-            "conv2": RuleConv2d(len(config.conv1), config.conv2, k),
-        }
-        built["conv2"].inner_names = built["conv1"].descriptions  # type: ignore[union-attr]
+        conv1 = GaborConv2d(config.conv1, k, config.zero_mean)
+        conv2 = RuleConv2d(len(config.conv1), config.conv2, k)
+        conv2.inner_names = conv1.descriptions
+        built: dict[str, GaborConv2d | RuleConv2d] = {"conv1": conv1, "conv2": conv2}
         for name, layer in built.items():
             if name in config.free:
                 conv = getattr(self, name)
-                conv.descriptions = [f"{d} (freed)" for d in layer.descriptions]  # type: ignore[attr-defined]
+                conv.descriptions = [f"{d} (freed)" for d in layer.descriptions]
             else:
                 setattr(self, name, layer)
 
