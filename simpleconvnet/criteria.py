@@ -86,7 +86,7 @@ def _probe_selectivity(model: nn.Module, layer: str) -> torch.Tensor:
     from dissect.labels import describe_layer
 
     table = describe_layer(model, layer)
-    return torch.as_tensor(table["confidence"].to_numpy(), dtype=torch.float32)
+    return torch.tensor(table["confidence"].to_numpy(copy=True), dtype=torch.float32)
 
 
 def low_frequency_share(weight: torch.Tensor) -> torch.Tensor:
