@@ -184,3 +184,20 @@ def test_a_failing_rank_fails_the_whole_run_with_its_message(single_run, tmp_pat
     )
     assert code != 0
     assert "rank 1 was told to fail" in log
+
+
+def test_dataset_statistics_and_a_pruning_cut_are_the_same_on_two_processes(
+    single_run, tmp_path: Path
+) -> None:
+    _, one = single_run
+    script = str(ROOT / "tests" / "scripts" / "dist_stats.py")
+    plain = subprocess.run([sys.executable, script, str(one / "last"), str(tmp_path / "one.json")], cwd=ROOT,
+                           capture_output=True, text=True, timeout=180, env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    assert plain.returncode == 0, plain.stderr
+    code, log = finish(single_node(2, script, str(one / "last"), str(tmp_path / "two.json")))
+    assert code == 0, log
+    a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "two"))
+    assert a["pruned_channels"] == b["pruned_channels"]
+    for key in ("activation_std", "variation", "selectivity", "drivers", "ablation", "share_data"):
+        x, y = torch.tensor(a[key]), torch.tensor(b[key])
+        assert torch.allclose(x, y, rtol=1e-5, atol=1e-6 * float(x.abs().max())), key
