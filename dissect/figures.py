@@ -15,6 +15,22 @@ from matplotlib.figure import Figure  # noqa: E402
 __all__ = ["image_grid", "signed_grid"]
 
 
+def _grid(n: int, columns: int) -> tuple[Figure, np.ndarray]:
+    cols = min(columns, max(1, n))
+    rows = max(1, math.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.5 * cols, 1.7 * rows + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    return fig, axes
+
+
+def _finish(fig: Figure, suptitle: str) -> Figure:
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def image_grid(
     images: np.ndarray,
     titles: Sequence[str],
@@ -23,19 +39,11 @@ def image_grid(
     cmap: str = "gray",
 ) -> Figure:
     """``images [N, H, W]`` in [0, 1] in a grid, one title each."""
-    n = len(images)
-    cols = min(columns, max(1, n))
-    rows = max(1, math.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.5 * cols, 1.7 * rows + 0.4), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
+    fig, axes = _grid(len(images), columns)
     for ax, img, title in zip(axes.flat, images, titles, strict=False):
         ax.imshow(img, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
         ax.set_title(title, fontsize=7)
-    if suptitle:
-        fig.suptitle(suptitle, fontsize=9)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, suptitle)
 
 
 def signed_grid(
@@ -43,20 +51,12 @@ def signed_grid(
 ) -> Figure:
     """Signed arrays ``[N, H, W]`` (weights, contributions) on a red-blue scale centred on 0,
     each normalised to its own largest magnitude."""
-    n = len(arrays)
-    cols = min(columns, max(1, n))
-    rows = max(1, math.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.5 * cols, 1.7 * rows + 0.4), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
+    fig, axes = _grid(len(arrays), columns)
     for ax, arr, title in zip(axes.flat, arrays, titles, strict=False):
         m = float(np.abs(arr).max()) or 1.0
         ax.imshow(arr, cmap="RdBu_r", vmin=-m, vmax=m, interpolation="nearest")
         ax.set_title(title, fontsize=7)
-    if suptitle:
-        fig.suptitle(suptitle, fontsize=9)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, suptitle)
 
 
 def dissection_figure(
@@ -98,10 +98,7 @@ def dissection_figure(
     axes[n, 1].text(0, 0.5, f"bias {bias:+.3f}", fontsize=7, va="center")
     show(axes[n, 5], c[-1] + bias, "c")
     show(axes[n, 6], y, "y")
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, title)
 
 
 def first_layer_filters(weight: np.ndarray, labels: Sequence[str]) -> Figure:
