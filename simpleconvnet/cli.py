@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from dissect import distributed as dist
@@ -11,7 +10,7 @@ from dissect.errors import AuditError
 from dissect.runtime import resolve_device, run_cli
 from simpleconvnet.data import DATASETS
 
-__all__ = ["main", "build_parser", "add_common_options", "setup_runtime"]
+__all__ = ["main", "build_parser", "add_common_options", "add_data_options", "setup_runtime"]
 
 
 def add_common_options(p: argparse.ArgumentParser) -> None:
@@ -154,17 +153,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
-    from simpleconvnet.launch import maybe_relaunch
+    from simpleconvnet.launch import dispatch
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    code = maybe_relaunch("simpleconvnet", argv, getattr(args, "nproc", 1))
-    if code is not None:
-        return code
-    try:
-        return int(args.func(args) or 0)
-    finally:
-        dist.shutdown()
+    return dispatch("simpleconvnet", build_parser, argv)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,7 @@ import sys
 
 from dissect.distributed import launched_by_torchrun
 
-__all__ = ["maybe_relaunch"]
+__all__ = ["maybe_relaunch", "dispatch"]
 
 
 def maybe_relaunch(module: str, argv: list[str], nproc: int) -> int | None:
@@ -31,3 +31,19 @@ def maybe_relaunch(module: str, argv: list[str], nproc: int) -> int | None:
 def _is_nproc(argv: list[str], i: int) -> bool:
     a = argv[i]
     return a == "--nproc" or a.startswith("--nproc=") or (i > 0 and argv[i - 1] == "--nproc")
+
+
+def dispatch(module: str, build_parser, argv: list[str] | None) -> int:
+    """The body of every data-set command line: parse ``argv``, hand over to torchrun when
+    ``--nproc N`` asks for it, else run the chosen subcommand and leave the process group."""
+    from dissect import distributed as dist
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    code = maybe_relaunch(module, argv, getattr(args, "nproc", 1))
+    if code is not None:
+        return code
+    try:
+        return int(args.func(args) or 0)
+    finally:
+        dist.shutdown()
