@@ -45,7 +45,6 @@ class PruneConfig:
     epochs: int = 3
     final_epochs: int = 40
     lr: float = 1e-3
-    redundancy_epochs: int = 10
     seed: int = 0
     drop_redundant: bool = True
     score_images: int = 1000
@@ -109,11 +108,19 @@ def _retrain(model, train, test, epochs: int, lr: float, seed: int, quiet: bool,
     return fit(model, train, test, cfg, quiet=quiet, desc=desc).final.accuracy
 
 
-def _redundancy_step(model, train, test, config, baseline, quiet) -> tuple[SimpleConvNet, dict]:
+def _redundancy_step(
+    model, train, test, config, baseline, with_layer, quiet
+) -> tuple[SimpleConvNet, dict]:
     """Correlations of every conv layer after the first with the one before it; and, for a
-    third conv layer, the accuracy without it (rest retrained). Drops it within the budget."""
+    third conv layer, the net without it: fc4 refitted in closed form, then retrained
+    ``final_epochs``. The layer goes when that costs at most ``budget`` points against the
+    net with it (``with_layer``, retrained the same way in the last iteration)."""
     data = _score_data(train, config.score_images)
-    report: dict[str, Any] = {"baseline_accuracy": baseline, "layers": {}}
+    report: dict[str, Any] = {
+        "baseline_accuracy": baseline,
+        "accuracy_with": with_layer,
+        "layers": {},
+    }
     for layer in model.conv_names[1:]:
         best, where = copy_correlation(model, layer, data[0])
         report["layers"][layer] = {
@@ -130,23 +137,21 @@ def _redundancy_step(model, train, test, config, baseline, quiet) -> tuple[Simpl
     without = drop_last_conv(model, torch.Generator().manual_seed(config.seed))
     r2 = refit_head_without(model, without, train[0])
     right_after = evaluate(without, *test).accuracy
-    epochs = config.redundancy_epochs
-    acc = _retrain(without, train, test, epochs, config.lr, config.seed, quiet, "without conv3")
-    loss = (baseline - acc) * 100
-    report.update(
-        head_refit_r2=r2,
-        accuracy_right_after_removal=right_after,
-        accuracy_without=acc,
-        loss_points=loss,
-        dropped=loss <= config.budget,
+    acc = _retrain(
+        without, train, test, config.final_epochs, config.lr, config.seed, quiet, "without conv3"
     )
+    loss = (with_layer - acc) * 100
+    report.update(head_refit_r2=r2, accuracy_right_after_removal=right_after, accuracy_without=acc,
+                  loss_points=loss, dropped=loss <= config.budget)  # fmt: skip
     mean_corr = report["layers"][model.conv_names[-1]]["mean_best_correlation"]
     verb = "dropped" if report["dropped"] else "kept"
     report["reason"] = (
-        f"conv3 {verb}: conv2's features explain {r2:.0%} of what conv3 fed to fc4 (linear fit); "
-        f"without conv3 (fc4 refitted, then retrained {config.redundancy_epochs} epochs) accuracy is "
-        f"{acc:.2%} against {baseline:.2%} unpruned ({loss:+.2f} points lost, budget {config.budget}); its "
-        f"channels correlate with conv2's at {mean_corr:.2f} on average (best match per channel)"
+        f"conv3 {verb}: a linear map of conv2's features reproduces {r2:.1%} of the variance of what "
+        f"conv3 fed to fc4; without conv3 (fc4 refitted, then retrained {config.final_epochs} epochs) "
+        f"accuracy is {acc:.2%} against {with_layer:.2%} with it ({loss:+.2f} points, budget "
+        f"{config.budget}); unpruned {baseline:.2%}. Channel by channel, conv3's maps correlate with "
+        f"their best-matching conv2 map at {mean_corr:.2f} on average: it recombines conv2 rather "
+        f"than copying single channels."
     )
     return (without if report["dropped"] else model), report
 
@@ -219,11 +224,9 @@ def prune(
 ) -> PruneResult:
     """Prune ``model`` (on its device) to ``config.targets`` over ``config.iterations`` cuts.
 
-    Iteration 0 is the redundant-layer step: the net without its third conv layer is retrained
-    (``redundancy_epochs``) and replaces it when it stays within ``budget`` points of the
-    unpruned accuracy. Iterations 1..N each score every targeted conv layer, cut it to the
-    scheduled width, evaluate, retrain and evaluate again (the last one retrains
-    ``final_epochs``). Channel numbers in the outputs are 1-based;
+    Row 0 is the unpruned model. Iterations 1..N each score every targeted conv layer, cut it
+    to the scheduled width, evaluate, retrain and evaluate again (the last one retrains
+    ``final_epochs``). Iteration N+1 is the redundant-layer step (see :func:`_redundancy_step`). Channel numbers in the outputs are 1-based;
     ``original_channel`` refers to the unpruned model.
     """
     out = Path(out_dir) if out_dir is not None else None
@@ -235,17 +238,11 @@ def prune(
     if resume and resumed is None:
         raise AuditError(f"--resume: no finished pruning iteration in {str(out)!r}")
     if resumed is None:
-        t0 = time.perf_counter()
-        baseline = evaluate(model, *test).accuracy
-        model, redundancy = _redundancy_step(model, train, test, config, baseline, quiet)
+        acc = evaluate(model, *test).accuracy
         origins = {
             layer: list(range(getattr(model, layer).out_channels)) for layer in model.conv_names
         }
-        after = evaluate(model, *test).accuracy
-        cut = redundancy.get("accuracy_right_after_removal", after)
-        rows.append(
-            _row(0, model, baseline, cut, after, "conv3" if redundancy["dropped"] else "", t0)
-        )
+        rows.append(_row(0, model, acc, acc, acc, "", time.perf_counter()))
         if out:
             _write(out, model, meta, 0, rows, score_rows, origins, redundancy)
         done = 0
@@ -257,10 +254,35 @@ def prune(
         layer: schedule(start_widths[layer], t, config.iterations) for layer, t in targets.items()
     }
     data = _score_data(train, config.score_images)
-    steps = range(done + 1, config.iterations + 1)
-    for it in progress(steps, quiet=quiet or not dist.is_main(), desc="prune"):
-        args = (plans, data, train, test, config, chooser, origins, score_rows, rows, quiet)
-        model = _iteration(model, it, *args)
+    for it in progress(
+        range(done + 1, config.iterations + 2), quiet=quiet or not dist.is_main(), desc="prune"
+    ):
+        if it <= config.iterations:
+            model = _iteration(
+                model,
+                it,
+                plans,
+                data,
+                train,
+                test,
+                config,
+                chooser,
+                origins,
+                score_rows,
+                rows,
+                quiet,
+            )
+        else:
+            t0 = time.perf_counter()
+            before = evaluate(model, *test).accuracy
+            model, redundancy = _redundancy_step(
+                model, train, test, config, rows[0]["accuracy_before_cut"], before, quiet
+            )
+            after = evaluate(model, *test).accuracy
+            cut = redundancy.get("accuracy_right_after_removal", after)
+            rows.append(
+                _row(it, model, before, cut, after, "conv3" if redundancy["dropped"] else "", t0)
+            )
         if out:
             _write(out, model, meta, it, rows, score_rows, origins, redundancy)
     if out and dist.is_main():

@@ -17,7 +17,6 @@ from simpleconvnet.redundancy import copy_correlation
 from simpleconvnet.train import TrainConfig, fit
 
 QUICK = {
-    "redundancy_epochs": 1,
     "weights": {"variation": 1.0},
     "epochs": 1,
     "final_epochs": 1,
@@ -83,15 +82,15 @@ def test_prune_loop_history_is_consistent_and_resumes(tiny_data, tmp_path: Path)
     config = PruneConfig(iterations=2, targets=(4, 5), budget=100.0, **QUICK)
     result = prune(model, *tiny_data, config, out_dir=tmp_path / "a", quiet=True)
     h = result.history
-    assert list(h["iteration"]) == [0, 1, 2]
-    assert list(h["widths"]) == ["8/10", "6/7", "4/5"]
+    assert list(h["iteration"]) == [0, 1, 2, 3]
+    assert list(h["widths"]) == ["8/10/12", "6/7/12", "4/5/12", "4/5"]
     assert result.redundancy["dropped"] and h["conv_parameters"].is_monotonic_decreasing
     assert result.model.conv_names == ["conv1", "conv2"]
     scores = pd.read_csv(tmp_path / "a" / "scores.csv")
     assert len(scores) == 8 + 10 + 6 + 7 and scores.groupby(["iteration", "layer"])[
         "kept"
     ].sum().tolist() == [6, 7, 4, 5]
-    assert h.loc[0, "removed"] == "conv3"
+    assert h.loc[3, "removed"] == "conv3"
     removed = h.loc[1, "removed"]
     assert removed.startswith("conv1: ") and len(removed.split(";")[0].split()) == 1 + 2
     # an interruption during iteration 2, then --resume: it must end where the whole run did
