@@ -223,8 +223,11 @@ def measures_by_network(view: RunView) -> dict[str, dict[str, Any]]:
 
 
 def dissections_by_network(view: RunView) -> dict[str, dict[str, Any]]:
+    """The dissect and explain summaries of each network, merged (the scorecard's figures)."""
     return {
-        n.key: view.summary(f"dissect-{n.key}") for n in NETWORKS if view.record(f"dissect-{n.key}")
+        n.key: {**view.summary(f"dissect-{n.key}"), **view.summary(f"explain-{n.key}")}
+        for n in NETWORKS
+        if view.record(f"dissect-{n.key}")
     }
 
 
@@ -328,6 +331,7 @@ def read_audits(path: Path) -> list[dict[str, Any]]:
 def dissection(view: RunView, net: Network) -> dict[str, Any] | None:
     """What the dissect stage of ``net`` wrote, or ``None`` when it has not run."""
     folder = view.run_dir / f"dissect-{net.key}"
+    explain = view.run_dir / f"explain-{net.key}"
     if view.record(folder.name) is None:
         return None
     probes = folder / "probes.png"
@@ -337,9 +341,9 @@ def dissection(view: RunView, net: Network) -> dict[str, Any] | None:
         "labels": csv_table(folder / "labels.csv"),
         "gabor": csv_table(folder / "gabor.csv"),
         "probes": file_uri(probes) if probes.is_file() else None,
-        "channels": channel_dissections(folder),
-        "head": csv_table(folder / "head.csv"),
-        "ablation": csv_table(folder / "ablation.csv"),
+        "channels": channel_dissections(explain) or channel_dissections(folder),
+        "head": csv_table(explain / "head.csv") or csv_table(folder / "head.csv"),
+        "ablation": csv_table(explain / "agreement.csv") or csv_table(folder / "ablation.csv"),
         "audits": read_audits(folder / "audit.json"),
     }
 

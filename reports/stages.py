@@ -290,6 +290,78 @@ def run_superstimuli(ctx: StageContext, net: Network) -> dict[str, Any]:
     return {"units": len(rows), "steps": c.superstimulus_steps}
 
 
+#: Networks narrow enough to show every outer channel (the unpruned net would need ~200 figures).
+EXPLAINED = ("pruned", "handnet-built", "handnet-constrained", "handnet-free")
+
+
+def dissect_channel(
+    model: Any, layer: str, o: int, image: torch.Tensor, data: torch.Tensor, inner: list[str]
+) -> tuple[bytes, pd.DataFrame, float]:
+    """The dissection figure and contribution table of outer channel ``o`` of ``layer``, and
+    the largest error of the exact decomposition ``y = bias + sum_j a_j``."""
+    from dissect.contributions import contribution_table, layer_contributions
+    from dissect.figures import dissection_figure
+    from reports.figures import figure_png
+
+    x, a, bias, y = (t.detach().cpu() for t in layer_contributions(model, layer, image, o))
+    w = getattr(model, layer).weight[o].detach().cpu()
+    title = f"{layer} channel {o + 1}"
+    fig = dissection_figure(
+        x[0].numpy(), w.numpy(), a[0].numpy(), y[0].numpy(), float(bias), inner, title
+    )
+    error = float((bias + a.sum(1) - y).abs().max())
+    table = contribution_table(model, layer, o, image, data=data, inner_descriptions=inner)
+    return figure_png(fig), table, error
+
+
+def run_explain(ctx: StageContext, net: Network, sample: int = 0) -> dict[str, Any]:
+    """Dissection figure + contribution table of every outer channel after conv1, the channels
+    driving each class, and ablations checked against the tables' roles."""
+    from dissect.ablation import ablation_table, agreement
+    from dissect.checkpoints import load_checkpoint, load_checkpoint_data
+    from dissect.head import class_drivers
+
+    model, meta = load_checkpoint(checkpoint_of(ctx, net.stage), map_location=ctx.device)
+    images, labels = load_checkpoint_data(meta, "test")
+    labels_table = pd.read_csv(ctx.run_dir / f"dissect-{net.key}" / "labels.csv")
+    roles, errors = [], []
+    for i, layer in enumerate(model.conv_names[1:], start=1):
+        inner = labels_table[labels_table["layer"] == model.conv_names[i - 1]][
+            "description"
+        ].tolist()  # noqa: E501
+        for o in range(getattr(model, layer).weight.shape[0]):
+            png, table, error = dissect_channel(
+                model, layer, o, images[sample : sample + 1], images[:200], inner
+            )  # noqa: E501
+            errors.append(error)
+            stem = ctx.out / "channels" / f"{layer}-{o + 1:02d}"
+            atomic_save(stem.with_suffix(".png"), lambda p, png=png: p.write_bytes(png))
+            atomic_save(stem.with_suffix(".csv"), lambda p, t=table: t.to_csv(p, index=False))
+            roles += [
+                {"layer": model.conv_names[i - 1], "channel": int(j), "role": r}
+                for j, r in zip(table["j"], table["role"], strict=True)
+                if j != "bias"
+            ]  # noqa: E501
+    drivers = class_drivers(model, images, labels)
+    atomic_save(
+        ctx.out / "head.csv", lambda p: drivers[drivers["rank"] <= 3].to_csv(p, index=False)
+    )  # noqa: E501
+    ablations = ablation_table(model, images, labels)
+    atomic_save(ctx.out / "ablation.csv", lambda p: ablations.to_csv(p, index=False))
+    role = (
+        pd.DataFrame(roles)
+        .groupby(["layer", "channel"])["role"]
+        .agg(lambda r: r.mode()[0])
+        .reset_index()
+    )  # noqa: E501
+    agree = agreement(ablations, role, drivers)
+    atomic_save(ctx.out / "agreement.csv", lambda p: agree.to_csv(p, index=False))
+    return {
+        "ablation_agreement": float(agree["agrees"].mean()) if len(agree) else None,
+        "decomposition_error": max(errors, default=None),
+    }
+
+
 def code_digest() -> dict[str, str]:
     """The report depends on its own templates and code: a change there rebuilds it."""
     root = Path(__file__).parent
@@ -349,6 +421,14 @@ def build_stages() -> list[Stage]:
         )
         for n in NETWORKS
         if n.stage in producers
+    ]  # fmt: skip
+    stages += [
+        Stage(
+            f"explain-{n.key}", lambda ctx, n=n: run_explain(ctx, n), deps=(n.stage, f"dissect-{n.key}"),
+            unavailable=lambda: missing_module("dissect.contributions", "dissect.head", "dissect.ablation"),
+        )
+        for n in NETWORKS
+        if n.stage in producers and n.key in EXPLAINED
     ]  # fmt: skip
     stages += [
         Stage(
