@@ -32,6 +32,17 @@ def _norm(text: str) -> str:
     return re.sub(r"\s*\(.*\)$", "", text).strip()
 
 
+def snap_to_probes(text: str) -> str:
+    """Name a fine-tuned orientation at the probes' resolution (0/45/90/135 degrees), so that
+    "line at 6 degrees" is compared with dissect's "horizontal line"."""
+    from handnet.filters import describe_line
+
+    def snap(m: re.Match) -> str:
+        return describe_line(45.0 * round(int(m.group(1)) / 45.0))
+
+    return re.sub(r"line at (\d+) degrees", snap, text)
+
+
 def _agrees(label: str, ours: str) -> bool:
     label = _norm(label)
     return bool(label) and (ours == label or ours.startswith(label + ",") or
@@ -43,7 +54,8 @@ def description_agreement(model: HandNet, layer: str) -> dict:
     from dissect.labels import describe_layer
 
     labels = describe_layer(model, layer)
-    ours = [_norm(d) if layer == "conv1" else d for d in getattr(model, layer).descriptions]
+    ours = [snap_to_probes(_norm(d)) if layer == "conv1" else d
+            for d in getattr(model, layer).descriptions]  # fmt: skip
     primary = [_agrees(d, o) for d, o in zip(labels["description"], ours, strict=True)]
     either = [p or _agrees(s, o) for p, s, o in zip(primary, labels["secondary"], ours,
                                                     strict=True)]  # fmt: skip

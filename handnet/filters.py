@@ -28,6 +28,7 @@ __all__ = [
     "line_detector_spec",
     "edge_detector_spec",
     "spec_kernel",
+    "describe_line",
     "describe_gabor",
     "ORIENTATIONS",
     "centred_grid",
@@ -131,7 +132,8 @@ def edge_detector(side_deg: float, size: int = 5, width: float = 2.0) -> torch.T
     return spec_kernel(edge_detector_spec(side_deg, width), size)
 
 
-def _line_name(deg: float) -> str:
+def describe_line(deg: float) -> str:
+    """ "horizontal line", "vertical line" (within SNAP_DEGREES) or "line at N degrees"."""
     o = int(round(deg)) % 180
     if min(o, 180 - o) <= SNAP_DEGREES:
         return "horizontal line"
@@ -148,9 +150,9 @@ def describe_gabor(orientation: float, phase: float) -> str:
     """
     p = (phase + 180.0) % 360.0 - 180.0
     if abs(p) <= 45 or abs(p) >= 135:
-        return ("" if abs(p) <= 45 else "dark ") + _line_name(orientation)
+        return ("" if abs(p) <= 45 else "dark ") + describe_line(orientation)
     # conv2d is a correlation: a positive lobe on one side fires when the line lies there,
     # i.e. while the kernel centre sits on the *other* side of the line.
     normal = orientation + (270.0 if p < 0 else 90.0)
     side = _SIDES[int(round(normal / 45.0)) % 8]
-    return f"{side} side of a {_line_name(orientation)}"
+    return f"{side} side of a {describe_line(orientation)}"
