@@ -122,31 +122,18 @@ def cmd_labels(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    import torch
-
-    from dissect.head import head_contributions
+    from dissect.audit import explain_prediction
     from dissect.images import select_image
 
     model, _, images, labels = _load(args)
     image, truth, notes = select_image(args.image, images, labels)
     for note in notes:
         print(f"image: {note}")
-    with torch.no_grad():
-        probs = model(image.to(next(model.parameters()).device)).exp()[0].cpu()
-        contrib, bias = head_contributions(model, image.to(next(model.parameters()).device))
-    pred = int(probs.argmax())
-    said = f" (true class {truth})" if truth is not None else ""
-    print(f"predicted class {pred} with probability {float(probs[pred]):.3f}{said}")
-    drive = contrib[0, pred].cpu()
-    last = model.conv_names[-1]
-    order = torch.argsort(drive, descending=True)[: args.top]
+    explanation = explain_prediction(model, image, top=args.top)
+    print(explanation.text(truth))
+    strongest = explanation.drivers[0][0]
+    path = write_dissection(model, explanation.layer, strongest, image, Path(args.out))
     print(
-        f"logit {pred} = {float(drive.sum() + bias[pred]):.3f} = bias {float(bias[pred]):+.3f} + channels of {last}; strongest:"
-    )
-    for c in order.tolist():
-        print(f"  {last} channel {c + 1}: {float(drive[c]):+.3f}")
-    path = write_dissection(model, last, int(order[0]), image, Path(args.out))
-    print(
-        f"dissection of {last} channel {int(order[0]) + 1}: {path.with_suffix('.png')} and {path}"
+        f"dissection of {explanation.layer} channel {strongest + 1}: {path.with_suffix('.png')} and {path}"
     )
     return 0

@@ -7,22 +7,27 @@ import pandas as pd
 import torch
 from torch import nn
 
-__all__ = ["predictions", "confusion_examples", "confident_mistakes"]
+__all__ = ["probabilities", "predictions", "confusion_examples", "confident_mistakes"]
 
 
 @torch.no_grad()
+def probabilities(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """Class probabilities ``[N, K]`` of pixel images ``[N, 1, 28, 28]`` (model in eval mode)."""
+    model.eval()
+    device = next(model.parameters()).device
+    parts = [
+        model(images[s : s + batch_size].to(device)).exp().cpu()
+        for s in range(0, len(images), batch_size)
+    ]
+    return torch.cat(parts)
+
+
 def predictions(
     model: nn.Module, images: torch.Tensor, batch_size: int = 500
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(predicted class [N], its probability [N])``."""
-    device = next(model.parameters()).device
-    preds, probs = [], []
-    for start in range(0, len(images), batch_size):
-        p = model(images[start : start + batch_size].to(device)).exp().cpu()
-        conf, pred = p.max(1)
-        preds.append(pred)
-        probs.append(conf)
-    return torch.cat(preds), torch.cat(probs)
+    conf, pred = probabilities(model, images, batch_size).max(1)
+    return pred, conf
 
 
 def confusion_examples(

@@ -325,7 +325,12 @@ def channel_dissections(folder: Path) -> list[dict[str, Any]]:
 
 
 def read_audits(path: Path) -> list[dict[str, Any]]:
-    return json.loads(path.read_text()) if path.is_file() else []
+    """The sample audits a dissect stage wrote, with their digit images embedded."""
+    audits = json.loads(path.read_text()) if path.is_file() else []
+    for a in audits:
+        image = path.parent / str(a.get("image", ""))
+        a["image"] = file_uri(image) if a.get("image") and image.is_file() else None
+    return audits
 
 
 def dissection(view: RunView, net: Network) -> dict[str, Any] | None:

@@ -34,20 +34,14 @@ def conv_macs(model: nn.Module, image_size: int = 28) -> int:
     return total
 
 
-def predictions(
-    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000
-) -> pd.DataFrame:
+def predictions(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> pd.DataFrame:
     """One row per test image: ``index, label, pred, confidence`` and ``p0..p9``.
 
     ``images: [N, 1, 28, 28]`` in [0, 1]; ``confidence`` is the probability of ``pred``.
     """
-    model.eval()
-    device = next(model.parameters()).device
-    chunks = []
-    with torch.no_grad():
-        for s in range(0, len(images), batch_size):
-            chunks.append(model(images[s : s + batch_size].to(device)).exp().cpu())
-    probs = torch.cat(chunks)
+    from dissect.mistakes import probabilities
+
+    probs = probabilities(model, images)
     conf, pred = probs.max(1)
     frame = pd.DataFrame(
         {

@@ -117,7 +117,7 @@ def run_prune(ctx: StageContext) -> dict[str, Any]:
         iterations=c.prune_iterations, targets=tuple(c.prune_targets), seed=c.seed,
         weights={name: 1.0 for name in c.prune_criteria},
         epochs=epochs(d.epochs), final_epochs=epochs(d.final_epochs),
-        redundancy_epochs=epochs(d.redundancy_epochs),
+        superstimulus_steps=min(d.superstimulus_steps, c.superstimulus_steps),
     )  # fmt: skip
     train, test = load_data(c)
     before = sum(p.numel() for p in model.parameters())
@@ -240,7 +240,7 @@ def run_dissect(ctx: StageContext, net: Network) -> dict[str, Any]:
     from dissect.labels import describe_model
     from reports.figures import maps_table
 
-    model, _ = load_checkpoint(checkpoint_of(ctx, net.stage), map_location=ctx.device)
+    model, meta = load_checkpoint(checkpoint_of(ctx, net.stage), map_location=ctx.device)
     labels = describe_model(model)
     atomic_save(ctx.out / "labels.csv", lambda p: labels.to_csv(p, index=False))
     first = labels[labels["layer"] == "conv1"].reset_index(drop=True)
@@ -256,11 +256,35 @@ def run_dissect(ctx: StageContext, net: Network) -> dict[str, Any]:
     maps = activation_maps(model, "conv1", images.to(ctx.device)).cpu().numpy()
     png = maps_table(images[:, 0].numpy(), maps, names)
     atomic_save(ctx.out / "probes.png", lambda p: p.write_bytes(png))
+    write_audits(ctx, model, meta)
     return {
         "confident_share": float(labels["confident"].mean()),
         "gabor_r2": float(gabor["r2"].mean()),
         "orientations": [f.orientation for f in fits if not f.noise_like],
     }
+
+
+def write_audits(ctx: StageContext, model: Any, meta: dict[str, Any]) -> None:
+    """The ``dissect audit`` explanation of a few test digits: the first ones and the most
+    confident mistakes (half each), with their images, as ``audit.json``."""
+    from dissect.audit import explain_prediction
+    from dissect.checkpoints import load_checkpoint_data
+    from dissect.mistakes import confident_mistakes
+    from reports.figures import digit_png
+
+    images, labels = load_checkpoint_data(meta, "test")
+    n = ctx.config.audit_samples
+    wrong = confident_mistakes(model, images, labels, n=n - n // 2)["index"].tolist()
+    picks = [i for i in range(len(images)) if i not in wrong][: n - len(wrong)] + wrong
+    audits = []
+    for i in picks:
+        explanation = explain_prediction(model, images[i : i + 1])
+        name = f"audit-{i}.png"
+        png = digit_png(images[i, 0].numpy(), scale=4)
+        atomic_save(ctx.out / name, lambda p, png=png: p.write_bytes(png))
+        audits.append({"index": i, "label": int(labels[i]), "pred": explanation.predicted, "image": name,
+                       "text": explanation.text(int(labels[i]))})  # fmt: skip
+    atomic_write_text(ctx.out / "audit.json", json.dumps(audits, indent=2))
 
 
 def run_superstimuli(ctx: StageContext, net: Network) -> dict[str, Any]:

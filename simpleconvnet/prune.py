@@ -48,6 +48,7 @@ class PruneConfig:
     seed: int = 0
     drop_redundant: bool = True
     score_images: int = 1000
+    superstimulus_steps: int = 128
 
     def __post_init__(self) -> None:
         unknown = set(self.weights) - set(CRITERIA)
@@ -91,11 +92,16 @@ def choose_at_random(seed: int) -> Chooser:
     return choose
 
 
-def _score_layer(model, layer, data, weights) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+def _score_layer(
+    model, layer, data, config: PruneConfig
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    options = {"superstimulus": {"steps": config.superstimulus_steps}}
     scores = {
-        name: CRITERIA[name](model, layer, data).cpu() for name, w in weights.items() if w > 0
+        name: CRITERIA[name](model, layer, data, **options.get(name, {})).cpu()
+        for name, w in config.weights.items()
+        if w > 0
     }
-    return scores, combine(scores, weights)
+    return scores, combine(scores, config.weights)
 
 
 def _score_data(train: Data, n: int) -> Data:
@@ -197,7 +203,7 @@ def _row(iteration, model, before, after_cut, after_retrain, removed, t0) -> dic
 
 def _cut(model, layer, width, data, config, chooser, iteration, origins, score_rows):
     """Score ``layer``, keep ``width`` channels; returns the smaller model and what went."""
-    scores, combined = _score_layer(model, layer, data, config.weights)
+    scores, combined = _score_layer(model, layer, data, config)
     keep = chooser(layer, combined, width, iteration)
     origin = origins[layer]
     for c in range(len(combined)):

@@ -11,7 +11,6 @@ from tests.conftest import make_mnist_folder
 TINY = [
     "--dataset", "mnist", "--epochs", "1", "--widths", "4,8", "--fc4", "16",
     "--prune-iterations", "1", "--prune-targets", "2,4",
-    "--prune-criteria", "variation,selectivity",
     "--finetune-epochs", "1", "--superstimulus-steps", "8", "--quiet",
 ]  # fmt: skip
 

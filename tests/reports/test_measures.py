@@ -21,7 +21,7 @@ def test_conv_macs_and_parameters_of_a_tiny_net() -> None:
 def test_predictions_rows_sum_to_one_and_confidence_is_the_max() -> None:
     model = SimpleConvNet(SimpleConvNetConfig(convs=(2, 2), fc4=4))
     images, labels = torch.rand(5, 1, 28, 28), torch.arange(5)
-    frame = predictions(model, images, labels, batch_size=2)
+    frame = predictions(model, images, labels)
     probs = frame[[f"p{k}" for k in range(10)]].to_numpy()
     assert probs.sum(1) == pytest.approx([1.0] * 5, abs=1e-5)
     assert (frame["confidence"].to_numpy() == probs.max(1)).all()
