@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -134,17 +133,9 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
-    from simpleconvnet.launch import maybe_relaunch
+    from simpleconvnet.launch import dispatch
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    code = maybe_relaunch("handnet", argv, getattr(args, "nproc", 1))
-    if code is not None:
-        return code
-    try:
-        return int(args.func(args) or 0)
-    finally:
-        dist.shutdown()
+    return dispatch("handnet", build_parser, argv)
 
 
 def main(argv: list[str] | None = None) -> int:
