@@ -14,7 +14,7 @@ from scipy.optimize import least_squares
 
 __all__ = ["gabor_kernel", "GaborFit", "gabor_fit", "NOISE_R2"]
 
-NOISE_R2 = 0.75  # a first-layer filter whose best Gabor fit explains less than this is noise-like
+NOISE_R2 = 0.6  # a first-layer filter whose best Gabor fit explains less than this is noise-like
 
 
 def gabor_kernel(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["ProbeSet", "make_probes", "LINE_NAMES"]
+__all__ = ["ProbeSet", "make_probes", "LINE_NAMES", "ORIENTATION_OF"]
 
 SIZE = 28
 LINE_NAMES = {
@@ -28,6 +28,12 @@ EDGE_SIDES = {
     45: (("upper-left side of a / line", -45), ("lower-right side of a / line", 135)),
     90: (("left side of a vertical line", 0), ("right side of a vertical line", 180)),
     135: (("upper-right side of a \\ line", -135), ("lower-left side of a \\ line", 45)),
+}
+
+
+# The orientation (degrees) of every line and edge class: what a first-layer description says.
+ORIENTATION_OF = {name: angle for angle, name in LINE_NAMES.items()} | {
+    name: angle for angle, sides in EDGE_SIDES.items() for name, _ in sides
 }
 
 

@@ -236,12 +236,13 @@ def claims_section(view: RunView) -> dict[str, Any]:
 
     dissections = dissections_by_network(view)
     orientations = dissections.get("simpleconvnet", {}).get("orientations")
+    described = dissections.get("simpleconvnet", {}).get("described_orientations")
     titles = {n.key: n.title for n in NETWORKS}
     rows = scorecard(dissections)
     for row in rows:
         row["network"] = titles[row["network"]]
     return {
-        "claims": claims(measures_by_network(view), view.summary("prune"), orientations),
+        "claims": claims(measures_by_network(view), view.summary("prune"), orientations, described),
         "scorecard": rows,
         "fields": SCORE_FIELDS,
     }

@@ -238,6 +238,7 @@ def run_dissect(ctx: StageContext, net: Network) -> dict[str, Any]:
     from dissect.checkpoints import load_checkpoint
     from dissect.gabor import gabor_fit
     from dissect.labels import describe_model
+    from dissect.probes import ORIENTATION_OF
     from reports.figures import maps_table
 
     model, meta = load_checkpoint(checkpoint_of(ctx, net.stage), map_location=ctx.device)
@@ -261,6 +262,13 @@ def run_dissect(ctx: StageContext, net: Network) -> dict[str, Any]:
         "confident_share": float(labels["confident"].mean()),
         "gabor_r2": float(gabor["r2"].mean()),
         "orientations": [f.orientation for f in fits if not f.noise_like],
+        "described_orientations": sorted(
+            {
+                ORIENTATION_OF[d]
+                for d, ok in zip(first["description"], first["confident"], strict=True)
+                if ok and d in ORIENTATION_OF
+            }
+        ),  # fmt: skip
     }
 
 

@@ -59,22 +59,29 @@ def conv3_claim(prune: dict[str, Any]) -> Verdict:
     return Verdict(claim, "holds" if redundant else "fails", str(finding.get("evidence", "")))
 
 
-def orientation_claim(orientations: list[float] | None, r2_min: float = 0.5) -> Verdict:
-    """``orientations``: degrees of the conv1 Gabor fits with R^2 >= ``r2_min``."""
+def orientation_claim(
+    orientations: list[float] | None, described: list[int] | None = None
+) -> Verdict:
+    """``orientations``: degrees of the conv1 Gabor fits that are not noise-like; ``described``:
+    the orientations named by conv1's confident probe descriptions (lines and edges)."""
     claim = "conv1 filters span the line orientations 0/45/90/135 degrees."
-    if orientations is None:
-        return Verdict(claim, "not measured", "no Gabor fits of conv1 are available")
-    if not orientations:
-        return Verdict(claim, "fails", "no conv1 filter is fitted well by a Gabor (all noise-like)")
-    found = []
-    for target in ORIENTATIONS:
-        gaps = [min(abs(o - target) % 180, 180 - abs(o - target) % 180) for o in orientations]
-        found.append(min(gaps) <= 22.5)
-    covered = [t for t, f in zip(ORIENTATIONS, found, strict=True) if f]
+    if orientations is None and described is None:
+        return Verdict(
+            claim, "not measured", "no Gabor fits or descriptions of conv1 are available"
+        )
+    fitted = orientations or []
+    near = [
+        t
+        for t in ORIENTATIONS
+        if any(min(abs(o - t) % 180, 180 - abs(o - t) % 180) <= 22.5 for o in fitted)
+    ]
+    named = [t for t in ORIENTATIONS if t in (described or [])]
+    covered = sorted(set(near) | set(named))
     return Verdict(
-        claim, "holds" if all(found) else "fails",
-        f"{len(orientations)} well-fitted filters; orientations within 22.5 degrees of "
-        f"{', '.join(map(str, covered)) or 'none'} of 0/45/90/135",
+        claim, "holds" if len(covered) == len(ORIENTATIONS) else "fails",
+        f"confident probe descriptions name {', '.join(map(str, named)) or 'none'}; "
+        f"{len(fitted)} filters fit a Gabor well, oriented near {', '.join(map(str, near)) or 'none'} "
+        f"(of 0/45/90/135)",
     )  # fmt: skip
 
 
@@ -98,12 +105,15 @@ def handnet_claim(measures: dict[str, dict[str, Any]]) -> Verdict:
 
 
 def claims(
-    measures: dict[str, dict[str, Any]], prune: dict[str, Any], orientations: list[float] | None
+    measures: dict[str, dict[str, Any]],
+    prune: dict[str, Any],
+    orientations: list[float] | None,
+    described: list[int] | None = None,
 ) -> list[Verdict]:
     return [
         pruning_claim(measures, prune),
         conv3_claim(prune),
-        orientation_claim(orientations),
+        orientation_claim(orientations, described),
         handnet_claim(measures),
     ]
 

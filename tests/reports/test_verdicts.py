@@ -18,9 +18,12 @@ def test_orientation_claim_needs_all_four_orientations() -> None:
     assert orientation_claim([2.0, 44.0, 91.0, 170.0, 130.0]).verdict == "holds"
     missing_diagonal = orientation_claim([0.0, 90.0, 80.0])
     assert missing_diagonal.verdict == "fails"
-    assert "0, 90 of" in missing_diagonal.evidence
+    assert "oriented near 0, 90 (of" in missing_diagonal.evidence
     assert orientation_claim(None).verdict == "not measured"
     assert orientation_claim([]).verdict == "fails"
+    # the probe descriptions can complete what the Gabor fits miss
+    assert orientation_claim([0.0, 90.0], described=[45, 135]).verdict == "holds"
+    assert orientation_claim(None, described=[0, 45, 90]).verdict == "fails"
 
 
 def test_handnet_claim() -> None:
