@@ -70,4 +70,4 @@ def test_sections_show_what_the_stages_wrote(tiny_run: Path, tmp_path: Path) -> 
     assert "conv2 channel 3 &lt;drove&gt; 9" in html
     assert 'alt="superstimuli of SimpleConvNet (unpruned) classes"' in html
     assert "0.81" in html  # the scorecard's Gabor R^2
-    assert "within 22.5 degrees of 0, 45, 90, 135" in html
+    assert "4 filters fit a Gabor well, oriented near 0, 45, 90, 135" in html
