@@ -97,3 +97,16 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
 def shard(n: int) -> range:
     """The indices ``0..n-1`` that this rank handles (a strided split, every index once)."""
     return range(rank(), n, world_size())
+
+
+def broadcast_object(obj, src: int = 0):
+    """``obj`` as rank ``src`` has it, on every rank (a picklable Python value); identity on one
+    process."""
+    if not is_distributed():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+__all__ += ["broadcast_object", "launched_by_torchrun"]

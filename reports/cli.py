@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from dissect.errors import AuditError
@@ -59,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     r.add_argument("--force", action="store_true", help="re-run every stage, even unchanged ones")
     r.add_argument("--quiet", action="store_true", help="no progress display")
+    r.add_argument(
+        "--nproc", type=int, default=1,
+        help="run N processes on this machine through torchrun (gloo on CPU, NCCL on GPUs)",
+    )  # fmt: skip
     r.set_defaults(func=cmd_run)
     b = sub.add_parser("build", help="rebuild the report of an existing run folder")
     b.add_argument("run_dir", help="run folder, e.g. runs/default")
@@ -88,6 +91,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     outcomes = run_pipeline(build_stages(), config, force=args.force, quiet=args.quiet)
     reused = sum(o.status == "reused" for o in outcomes)
+    from dissect import distributed as dist
+
+    if not dist.is_main():
+        return 0
     print(
         f"reports run {args.name}: {len(outcomes)} stages ({reused} reused) in "
         f"{time.perf_counter() - t0:.1f} s; report in {config.run_dir / 'report' / 'index.html'}"
@@ -107,8 +114,9 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    return int(args.func(args) or 0)
+    from simpleconvnet.launch import dispatch
+
+    return dispatch("reports", build_parser, argv)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,10 +8,12 @@ stage whose recorded inputs hash equals the new one, and says so; ``force`` re-r
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ from typing import Any
 
 import torch
 
+from dissect import distributed as dist
 from dissect.atomic import atomic_write_text
 from dissect.errors import AuditError
 from dissect.runtime import resolve_device
@@ -75,6 +78,7 @@ class Stage:
     unavailable: Callable[[], str | None] = field(default=lambda: None)
     extra_inputs: Callable[[], dict[str, Any]] = field(default=dict)
     needs_deps: bool = True  # False: runs with whichever upstream stages are available
+    every_rank: bool = True  # False: under torchrun only rank 0 runs it (no collectives inside)
 
 
 @dataclass
@@ -122,14 +126,37 @@ def inputs_hash(stage: Stage, config: RunConfig, digests: dict[str, str]) -> str
 
 
 def _say(quiet: bool, text: str) -> None:
-    if not quiet:
+    if not quiet and dist.is_main():
         print(f"[reports] {text}", file=sys.stderr, flush=True)
 
 
 def _run_stage(stage: Stage, ctx: StageContext, key: str) -> tuple[dict[str, Any], float]:
-    # start from an empty folder: nothing a run with other inputs left may leak into this one
-    shutil.rmtree(ctx.out, ignore_errors=True)
-    ctx.out.mkdir(parents=True)
+    """Run one stage. Under torchrun every rank runs it (its loops are split across ranks), but
+    only rank 0 writes into the run folder: the others write into a scratch folder that is
+    thrown away, and take rank 0's record."""
+    scratch = (
+        None
+        if dist.is_main()
+        else Path(tempfile.mkdtemp(prefix=f"{stage.name}-rank{dist.rank()}-"))
+    )
+    if scratch is None:
+        # start from an empty folder: nothing a run with other inputs left may leak into this one
+        shutil.rmtree(ctx.out, ignore_errors=True)
+        ctx.out.mkdir(parents=True)
+    else:
+        ctx = dataclasses.replace(ctx, out=scratch)
+    try:
+        record, seconds = (
+            _execute(stage, ctx, key) if scratch is None or stage.every_rank else ({}, 0.0)
+        )
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    dist.barrier()
+    return dist.broadcast_object(record), seconds
+
+
+def _execute(stage: Stage, ctx: StageContext, key: str) -> tuple[dict[str, Any], float]:
     t0 = time.perf_counter()
     summary = stage.run(ctx)
     seconds = time.perf_counter() - t0
@@ -142,7 +169,8 @@ def _run_stage(stage: Stage, ctx: StageContext, key: str) -> tuple[dict[str, Any
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "summary": summary,
     }
-    atomic_write_text(ctx.out / STAGE_FILE, json.dumps(record, indent=2, default=str))
+    if dist.is_main():
+        atomic_write_text(ctx.out / STAGE_FILE, json.dumps(record, indent=2, default=str))
     return record, seconds
 
 
@@ -153,12 +181,14 @@ def run_pipeline(
     from dissect.runtime import progress
 
     run_dir = config.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / RUN_FILE, json.dumps(config.to_dict(), indent=2))
-    device = resolve_device(config.device)
+    device = dist.init_from_env(resolve_device(config.device))
+    if dist.is_main():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / RUN_FILE, json.dumps(config.to_dict(), indent=2))
+    dist.barrier()
     digests: dict[str, str] = {}
     outcomes: list[StageOutcome] = []
-    bar = progress(stages, quiet=quiet, desc="pipeline", total=len(stages))
+    bar = progress(stages, quiet=quiet or not dist.is_main(), desc="pipeline", total=len(stages))
     for i, stage in enumerate(bar):
         if hasattr(bar, "set_description"):
             bar.set_description(f"pipeline [{i + 1}/{len(stages)}] {stage.name}")
@@ -173,7 +203,8 @@ def _one(stage, config, run_dir, device, digests, force, quiet) -> StageOutcome:
         reason = f"needs stage {lacking[0]}, which is not available"
     if reason:
         note = {"stage": stage.name, "finished": False, "unavailable": reason}
-        atomic_write_text(run_dir / stage.name / STAGE_FILE, json.dumps(note, indent=2))
+        if dist.is_main():
+            atomic_write_text(run_dir / stage.name / STAGE_FILE, json.dumps(note, indent=2))
         digests[stage.name] = "unavailable"
         _say(quiet, f"{stage.name}: not available ({reason})")
         return StageOutcome(stage.name, "unavailable", 0.0, reason)

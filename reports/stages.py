@@ -475,6 +475,7 @@ def build_stages() -> list[Stage]:
         Stage(
             "report", run_report, deps=tuple(s.name for s in stages),
             keys=("name", "description"), extra_inputs=code_digest, needs_deps=False,
+            every_rank=False,
         )
     )  # fmt: skip
     return stages
