@@ -163,7 +163,8 @@ class RuleConv2d(nn.Module):
             return nn.Parameter(torch.tensor(values, dtype=torch.float32))
 
         self.log_strength = param([math.log(t.strength) for _, t in terms])
-        self.orientation = param([t.orientation for _, t in terms])
+        # radians, like GaborConv2d, so that Adam turns a profile at a sensible rate
+        self.orientation = param([math.radians(t.orientation) for _, t in terms])
         self.log_length = param([math.log(t.length) for _, t in terms])
         self.log_width = param([math.log(t.width) for _, t in terms])
         self.dx = param([t.dx for _, t in terms])
@@ -175,7 +176,8 @@ class RuleConv2d(nn.Module):
         """``[O, I, k, k]`` built from the rules."""
         k = self.kernel_size
         profiles = spatial_profile(
-            k, self.orientation, self.log_length.exp(), self.log_width.exp(), self.dx, self.dy
+            k, torch.rad2deg(self.orientation), self.log_length.exp(), self.log_width.exp(),
+            self.dx, self.dy,
         )
         scaled = (self.sign * self.log_strength.exp())[:, None, None] * profiles
         flat = scaled.new_zeros(self.out_channels * self.in_channels, k, k)
@@ -213,7 +215,7 @@ class RuleConv2d(nn.Module):
         outer = (self.index // self.in_channels).tolist()
         rows = zip(
             outer, inner, self.sign.tolist(), self.log_strength.exp().tolist(),
-            self.orientation.tolist(), self.log_length.exp().tolist(),
+            torch.rad2deg(self.orientation).tolist(), self.log_length.exp().tolist(),
             self.log_width.exp().tolist(), self.dx.tolist(), self.dy.tolist(), strict=True,
         )  # fmt: skip
         return [(o, Term(j, int(s), st, th, ln, wd, dx, dy, c))
