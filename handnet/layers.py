@@ -176,8 +176,12 @@ class RuleConv2d(nn.Module):
         """``[O, I, k, k]`` built from the rules."""
         k = self.kernel_size
         profiles = spatial_profile(
-            k, torch.rad2deg(self.orientation), self.log_length.exp(), self.log_width.exp(),
-            self.dx, self.dy,
+            k,
+            torch.rad2deg(self.orientation),
+            self.log_length.exp(),
+            self.log_width.exp(),
+            self.dx,
+            self.dy,
         )
         scaled = (self.sign * self.log_strength.exp())[:, None, None] * profiles
         flat = scaled.new_zeros(self.out_channels * self.in_channels, k, k)

@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--prune-iterations", type=positive_int, default=d.prune_iterations)
     r.add_argument(
         "--prune-targets", type=_widths, default=d.prune_targets,
-        help="conv widths pruning ends at (default 8,16)",
+        help="conv widths pruning ends at (default 8,16,16; conv3 may then be dropped)",
     )  # fmt: skip
     r.add_argument(
         "--prune-criteria", type=lambda t: tuple(t.split(",")), default=d.prune_criteria,

@@ -26,7 +26,7 @@ class RunConfig:
     widths: tuple[int, ...] = (32, 64, 128)
     fc4: int = 128
     prune_iterations: int = 7
-    prune_targets: tuple[int, ...] = (8, 16)
+    prune_targets: tuple[int, ...] = (8, 16, 16)
     prune_criteria: tuple[str, ...] = ("variation", "structure", "superstimulus", "selectivity")
     finetune_epochs: int = 10
     superstimulus_steps: int = 192

@@ -145,7 +145,7 @@ def run_handnet_build(ctx: StageContext) -> dict[str, Any]:
 
     c = ctx.config
     train, _ = load_data(c)
-    model = HandNet(default_config(tuple(c.prune_targets), c.fc4)).to(ctx.device)
+    model = HandNet(default_config(tuple(c.prune_targets)[:2], c.fc4)).to(ctx.device)
     fit = fit_head(model, train[0].to(ctx.device), train[1].to(ctx.device))
     meta = {"kind": "HandNet", "data": data_meta(c), "mode": "hand-built"}
     save_model(ctx.out / "model", model, meta)

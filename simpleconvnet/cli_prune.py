@@ -37,7 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("ckpt", help="checkpoint folder of the trained, unpruned SimpleConvNet")
     p.add_argument("--iterations", type=positive_int, default=7, help="cuts (default 7)")
     p.add_argument(
-        "--targets", default="8,16", help="final widths of conv1,conv2[,conv3] (default 8,16)"
+        "--targets",
+        default="8,16,16",
+        help="final widths of conv1,conv2[,conv3] (default 8,16,16; conv3 may then be dropped)",
     )
     p.add_argument(
         "--budget",
