@@ -4,9 +4,13 @@ itself here (``register(subparsers)``; each parser sets ``func(args) -> int``)."
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import tempfile
 
 from dissect import cli_analysis, cli_superstimuli
-from dissect.runtime import run_cli
+from dissect import distributed as dist
+from dissect.runtime import resolve_device, run_cli
 
 __all__ = ["main", "build_parser"]
 
@@ -24,7 +28,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    if not dist.launched_by_torchrun():
+        return int(args.func(args) or 0)
+    # Under torchrun the data-set loops (contribution shares, activation statistics, ...) are
+    # split across ranks and reduced; rank 0 alone prints and writes, the others write into a
+    # scratch folder that is thrown away.
+    args.device = str(dist.init_from_env(resolve_device(args.device)))
+    try:
+        if dist.is_main():
+            code = int(args.func(args) or 0)
+        else:
+            with (
+                tempfile.TemporaryDirectory() as scratch,
+                contextlib.redirect_stdout(io.StringIO()),
+            ):
+                args.out = scratch
+                code = int(args.func(args) or 0)
+        dist.barrier()
+        return code
+    finally:
+        dist.shutdown()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -92,7 +92,10 @@ def test_contribution_table_adds_up_and_assigns_roles(trained) -> None:
 
 def test_a_copied_channel_reinforces_and_a_negated_one_negates() -> None:
     model = SimpleConvNet(SimpleConvNetConfig(convs=(2, 1), fc4=4))
-    with torch.no_grad():
+    with torch.no_grad():  # conv1: two copies of the image, so both inner channels are active
+        model.conv1.weight.zero_()
+        model.conv1.weight[:, 0, 2, 2] = 1.0
+        model.conv1.bias.fill_(1.0)
         model.conv2.weight.zero_()
         model.conv2.bias.zero_()
         model.conv2.weight[0, 0, 2, 2] = 1.0
@@ -167,3 +170,33 @@ def test_cli_bad_inputs_are_one_line(trained, tmp_path) -> None:
     ok = run_module("dissect", "audit", ck, "--image", "3", "--out", str(tmp_path / "o"))
     assert ok.returncode == 0, ok.stderr
     assert "predicted class" in ok.stdout and (tmp_path / "o").is_dir()
+
+
+def test_contribution_table_under_torchrun_matches_one_process(trained, tmp_path) -> None:
+    """`dissect contributions` on 2 gloo processes: the data-set-averaged shares of the table
+    equal those of one process, and rank 0 alone prints."""
+    import pandas as pd
+
+    from dissect.checkpoints import save_model
+    from simpleconvnet.data import LOADER
+    from tests.conftest import make_mnist_folder
+    from tests.dist_helpers import finish, single_node
+
+    model, _ = trained
+    root = make_mnist_folder(tmp_path / "data")
+    save_model(
+        tmp_path / "ck", model, {"data": {"loader": LOADER, "name": "mnist", "data_dir": str(root)}}
+    )
+    args = ["contributions", str(tmp_path / "ck"), "--layer", "conv2", "--channel", "2",
+            "--image", "3"]  # fmt: skip
+    one = run_module("dissect", *args, "--out", str(tmp_path / "one"))
+    assert one.returncode == 0, one.stderr
+    code, output = finish(single_node(2, "-m", "dissect", *args, "--out", str(tmp_path / "two")))
+    assert code == 0, output
+    assert output.count("contribution table:") == 1, output
+    a = pd.read_csv(tmp_path / "one" / "conv2_channel2.csv")
+    b = pd.read_csv(tmp_path / "two" / "conv2_channel2.csv")
+    assert list(a.columns) == list(b.columns) and len(a) == len(b)
+    numeric = a.select_dtypes("number").columns
+    assert np.allclose(a[numeric], b[numeric], rtol=1e-5, atol=1e-7, equal_nan=True)
+    assert a.drop(columns=numeric).fillna("").equals(b.drop(columns=numeric).fillna(""))
