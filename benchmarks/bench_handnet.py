@@ -7,7 +7,8 @@
 - agreement of dissect's automatic first-layer descriptions with the constructed ones, before
   and after constrained fine-tuning; drift of the freed filters (Gabor R^2, descriptions).
 
-    python benchmarks/bench_handnet.py [--seeds 0,1,2] [--epochs 40] [--quick]
+    python -m benchmarks.bench_handnet [--seeds 0,1,2] [--epochs 40] [--quick]
+        [--reference runs/bench-prune/seed{seed}/final]
 """
 
 from __future__ import annotations
@@ -76,7 +77,11 @@ def main() -> None:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--quick", action="store_true", help="one seed, two epochs")
-    p.add_argument("--reference", default=None, help="pruned SimpleConvNet checkpoint to beat")
+    p.add_argument(
+        "--reference", default=None,
+        help="pruned SimpleConvNet checkpoint to beat; {seed} is replaced by the seed, e.g. "
+        "runs/bench-prune/seed{seed}/final (written by bench_prune)",
+    )  # fmt: skip
     args = p.parse_args()
     torch.set_num_threads(1)
     seeds = [0] if args.quick else [int(s) for s in args.seeds.split(",")]
@@ -114,7 +119,7 @@ def main() -> None:
         if args.reference:
             from dissect.checkpoints import load_checkpoint
 
-            ref, _ = load_checkpoint(args.reference)
+            ref, _ = load_checkpoint(args.reference.format(seed=seed))
             acc, counts["reference"] = evaluate(ref, *test).accuracy, trainable_parameters(ref)
         else:
             acc, counts["reference"] = reference_net(train, test, config)
