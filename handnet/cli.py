@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Fine-tune HandNet: constrained (meanings kept) or free.")  # fmt: skip
     f.add_argument("ckpt", help="HandNet checkpoint folder (from `handnet build`)")
     f.add_argument("--mode", choices=MODES, required=True)
-    f.add_argument("--epochs", type=positive_int, default=15, help="epochs (default 15)")
+    f.add_argument("--epochs", type=positive_int, default=40, help="epochs (default 40)")
     f.add_argument("--batch-size", type=positive_int, default=64, help="global batch (default 64)")
     f.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default 3e-3)")
     f.add_argument("--no-augment", action="store_true", help="train without random affine")

@@ -28,7 +28,7 @@ class RunConfig:
     prune_iterations: int = 7
     prune_targets: tuple[int, ...] = (8, 16, 16)
     prune_criteria: tuple[str, ...] = ("variation", "structure", "superstimulus", "selectivity")
-    finetune_epochs: int = 10
+    finetune_epochs: int = 40
     superstimulus_steps: int = 192
     audit_samples: int = 4
     runs_root: str = "runs"
