@@ -174,16 +174,19 @@ class RuleConv2d(nn.Module):
     @property
     def weight(self) -> torch.Tensor:
         """``[O, I, k, k]`` built from the rules."""
+        return self._kernels()
+
+    def _kernels(self, only_context: bool = False) -> torch.Tensor:
+        """``[O, I, k, k]``: the sum over the terms (or over the context terms only)."""
         k = self.kernel_size
         profiles = spatial_profile(
-            k,
-            torch.rad2deg(self.orientation),
-            self.log_length.exp(),
-            self.log_width.exp(),
-            self.dx,
-            self.dy,
-        )
+            k, torch.rad2deg(self.orientation), self.log_length.exp(), self.log_width.exp(),
+            self.dx, self.dy,
+        )  # fmt: skip
         scaled = (self.sign * self.log_strength.exp())[:, None, None] * profiles
+        if only_context:
+            keep = torch.tensor(self.is_context, dtype=scaled.dtype, device=scaled.device)
+            scaled = scaled * keep[:, None, None]
         flat = scaled.new_zeros(self.out_channels * self.in_channels, k, k)
         flat = flat.index_add(0, self.index, scaled)
         return flat.view(self.out_channels, self.in_channels, k, k)
@@ -198,19 +201,24 @@ class RuleConv2d(nn.Module):
         return [self._describe(o) for o in range(self.out_channels)]
 
     def _describe(self, o: int) -> str:
-        terms = [(t, c) for (oo, t), c in zip(self.terms(), self.is_context, strict=True)
-                 if oo == o]  # fmt: skip
-        written = max((t.strength for t, c in terms if not c), default=0.0)
-        net: dict[int, float] = {}
-        for t, c in terms:
-            if c:
-                net[t.inner] = net.get(t.inner, 0.0) + t.sign * t.strength
-        grown = [(j, v) for j, v in net.items() if written > 0 and abs(v) > 0.25 * written]
+        written = max((t.strength for (oo, t), c in zip(self.terms(), self.is_context, strict=True)
+                       if oo == o and not c), default=0.0)  # fmt: skip
+        with torch.no_grad():
+            context = self._kernels(only_context=True)[o].cpu()
+        mass, net = context.abs().sum(dim=(1, 2)), context.sum(dim=(1, 2))
+        grown = [(j, float(mass[j]), float(net[j])) for j in range(self.in_channels)
+                 if written > 0 and mass[j] > 0.25 * written]  # fmt: skip
         if not grown:
             return self.rule_descriptions[o]
         names = self.inner_names or [f"channel {j + 1}" for j in range(self.in_channels)]
-        parts = [f"{'reinforcing' if v > 0 else 'suppressing'} {names[j]} ({abs(v) / written:.2f})"
-                 for j, v in sorted(grown, key=lambda jv: -abs(jv[1]))]  # fmt: skip
+
+        def verb(m: float, v: float) -> str:
+            if abs(v) < 0.5 * m:  # as much positive as negative weight: a spatial reshaping
+                return "reshaping"
+            return "reinforcing" if v > 0 else "suppressing"
+
+        parts = [f"{verb(m, v)} {names[j]} ({m / written:.2f})"
+                 for j, m, v in sorted(grown, key=lambda g: -g[1])]  # fmt: skip
         return f"{self.rule_descriptions[o]}; learned: {', '.join(parts)}"
 
     def terms(self) -> list[tuple[int, Term]]:

@@ -97,7 +97,9 @@ def _curve_rules(bias: float) -> list[Rule]:
 
 
 RULE_GAIN = 4.0  # scales every rule so that conv2's pooled outputs are of order 1
-CONTEXT_STRENGTH = 0.02
+# Context pairs cancel exactly whatever their strength; a strength of the order of the written
+# terms lets fine-tuning (which moves log-strengths) grow a difference within a few epochs.
+CONTEXT_STRENGTH = 2.0
 
 
 def default_rules(
@@ -115,16 +117,15 @@ def default_rules(
 
 
 def with_context(rules: tuple[Rule, ...], in_channels: int) -> tuple[Rule, ...]:
-    """Give every rule, for each inner channel it does not name, a reinforcing and a negating
-    term with the same small isotropic profile: they cancel exactly, so the hand-built net is
-    unchanged, and fine-tuning may grow either (the written terms stay the rule)."""
+    """Give every rule, for each inner channel, a reinforcing and a negating term with the
+    same isotropic profile: they cancel exactly, so the hand-built net is unchanged, and
+    fine-tuning may grow either (the written terms stay the rule; on a channel the rule names,
+    the pair can reshape its written profile)."""
     out = []
     for r in rules:
-        named = {t.inner for t in r.terms}
         extra = tuple(
             Term(j, sign, CONTEXT_STRENGTH, 0.0, 1.0, 1.0, context=True)
             for j in range(in_channels)
-            if j not in named
             for sign in (1, -1)
         )
         out.append(Rule(r.description, r.terms + extra, r.bias))

@@ -95,3 +95,13 @@ def test_grown_context_terms_join_the_description() -> None:
     with torch.no_grad():
         layer.log_strength[2].fill_(torch.log(torch.tensor(0.52)).item())  # net -0.5
     assert layer.descriptions == ["vertical line; learned: suppressing horizontal line (0.50)"]
+
+
+def test_a_context_pair_that_moved_apart_reshapes() -> None:
+    rule = Rule("vertical line", (Term(0, 1, 1.0), Term(1, 1, 1.0, context=True),
+                                  Term(1, -1, 1.0, context=True)))  # fmt: skip
+    layer = RuleConv2d(2, [rule])
+    layer.inner_names = ["vertical line", "horizontal line"]
+    with torch.no_grad():
+        layer.dx[1].fill_(1.5)  # + on the right, - in the centre: a derivative, not a sum
+    assert layer.descriptions[0].startswith("vertical line; learned: reshaping horizontal line")
