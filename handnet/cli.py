@@ -29,7 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="build HandNet and fit its head (no gradient on the convs)",
                        description="Build HandNet; fit fc4/fc5 by logistic regression.")  # fmt: skip
     add_data_options(b)
-    b.add_argument("--widths", default="8,16", help="conv widths (default 8,16; at most 8,16)")
+    b.add_argument(
+        "--widths", default="8,16",
+        help="conv widths (default 8,16; at most 8,16; a third width, at most the second, adds conv3)",
+    )  # fmt: skip
     b.add_argument("--fc4", type=positive_int, default=128, help="width of fc4 (default 128)")
     b.add_argument("--l2", type=float, default=1e-4, help="L2 penalty of the head fit")
     b.add_argument("--out", default="runs/handnet/built", help="checkpoint folder to write")

@@ -141,6 +141,7 @@ class HandNetConfig:
 
     conv1: tuple[GaborSpec, ...]
     conv2: tuple[Rule, ...]
+    conv3: tuple[Rule, ...] = ()  # empty: no third conv layer (the pruned net dropped it)
     fc4: int = 128
     classes: int = 10
     kernel_size: int = 5
@@ -151,39 +152,61 @@ class HandNetConfig:
 
     @property
     def convs(self) -> tuple[int, ...]:
-        return (len(self.conv1), len(self.conv2))
+        return (len(self.conv1), len(self.conv2)) + ((len(self.conv3),) if self.conv3 else ())
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> HandNetConfig:
-        rules = tuple(
-            Rule(r["description"], tuple(Term(**t) for t in r["terms"]), r["bias"])
-            for r in d["conv2"]
-        )
+        def rules(items: list[dict[str, Any]]) -> tuple[Rule, ...]:
+            return tuple(
+                Rule(r["description"], tuple(Term(**t) for t in r["terms"]), r["bias"])
+                for r in items
+            )
+
         conv1 = tuple(GaborSpec(**s) for s in d["conv1"])
-        skip = ("conv1", "conv2", "free", "layer_kinds", "descriptions")
+        skip = ("conv1", "conv2", "conv3", "free", "layer_kinds", "descriptions")
         rest = {k: v for k, v in d.items() if k not in skip}
-        return cls(conv1, rules, free=tuple(d.get("free", ())), **rest)
+        return cls(conv1, rules(d["conv2"]), rules(d.get("conv3", [])),
+                   free=tuple(d.get("free", ())), **rest)  # fmt: skip
+
+
+def carry_rules(inner: int, width: int, bias: float = -0.5, gain: float = RULE_GAIN
+                ) -> tuple[Rule, ...]:  # fmt: skip
+    """conv3 rules over ``inner`` conv2 channels: channel ``j`` carries conv2's channel ``j``
+    forward on a wider footprint (the pooled map is half as fine), so that conv3 starts as the
+    copy of conv2 that the study found it to be; ``width`` at most ``inner``."""
+    return tuple(
+        Rule(f"conv2 channel {j + 1} carried forward, pooled over its neighbourhood",
+             (Term(j, 1, gain, 0.0, 1.2, 1.2),), bias * gain)
+        for j in range(width)
+    )  # fmt: skip
 
 
 def default_config(
     widths: tuple[int, ...] = (8, 16), fc4: int = 128, context: bool = True
 ) -> HandNetConfig:
-    """The default bank cut to ``widths`` (at most 8 first-layer filters and 16 rules), with
-    cancelling context terms (:func:`with_context`) unless ``context`` is False."""
+    """The default bank cut to ``widths`` (at most 8 first-layer filters and 16 rules; a third
+    width adds a conv3 of :func:`carry_rules`), with cancelling context terms
+    (:func:`with_context`) unless ``context`` is False."""
     conv1, rules = default_conv1(), default_rules()
-    if len(widths) != 2 or not (1 <= widths[0] <= len(conv1) and 1 <= widths[1] <= len(rules)):
+    ok = len(widths) in (2, 3) and 1 <= widths[0] <= len(conv1) and 1 <= widths[1] <= len(rules)
+    if not ok or (len(widths) == 3 and not 1 <= widths[2] <= widths[1]):
         raise ValueError(
-            f"HandNet widths {widths}: two widths, at most {len(conv1)} and {len(rules)}"
+            f"HandNet widths {widths}: two or three widths, at most {len(conv1)}, {len(rules)} "
+            f"and the second"
         )
-    n1 = widths[0]
+    n1, n2 = widths[0], widths[1]
     kept = tuple(
-        Rule(r.description, tuple(t for t in r.terms if t.inner < n1), r.bias)
-        for r in rules[: widths[1]]
+        Rule(r.description, tuple(t for t in r.terms if t.inner < n1), r.bias) for r in rules[:n2]
     )
-    return HandNetConfig(conv1[:n1], with_context(kept, n1) if context else kept, fc4=fc4)
+    conv3 = carry_rules(n2, widths[2]) if len(widths) == 3 else ()
+
+    def ctx(rs: tuple[Rule, ...], inner: int) -> tuple[Rule, ...]:
+        return with_context(rs, inner) if context and rs else rs
+
+    return HandNetConfig(conv1[:n1], ctx(kept, n1), ctx(conv3, n2), fc4=fc4)
 
 
 class HandNet(SimpleConvNet):
@@ -209,6 +232,9 @@ class HandNet(SimpleConvNet):
         conv2 = RuleConv2d(len(config.conv1), config.conv2, k)
         conv2.inner_names = conv1.descriptions
         built: dict[str, GaborConv2d | RuleConv2d] = {"conv1": conv1, "conv2": conv2}
+        if config.conv3:
+            built["conv3"] = RuleConv2d(len(config.conv2), config.conv3, k)
+            built["conv3"].inner_names = conv2.descriptions
         for name, layer in built.items():
             if name in config.free:
                 conv = getattr(self, name)
@@ -217,8 +243,9 @@ class HandNet(SimpleConvNet):
                 setattr(self, name, layer)
 
     def layer_kinds(self) -> dict[str, str]:
-        """``{"conv1": "gabor", "conv2": "rule"}``, with ``"free"`` for freed layers."""
-        kinds = {"conv1": "gabor", "conv2": "rule"}
+        """``{"conv1": "gabor", "conv2": "rule"[, "conv3": "rule"]}``, ``"free"`` for freed
+        layers."""
+        kinds = {"conv1": "gabor", "conv2": "rule", "conv3": "rule"}
         return {n: ("free" if n in self.config.free else kinds[n]) for n in self.conv_names}
 
     def descriptions(self) -> dict[str, list[str]]:
@@ -228,17 +255,19 @@ class HandNet(SimpleConvNet):
     def current_config(self) -> HandNetConfig:
         """The config with the hand-built layers' *current* parameters (after fine-tuning they
         differ from the constructed ones); freed layers keep the parameters they started from."""
-        conv1, conv2 = self.config.conv1, self.config.conv2
+        conv1 = self.config.conv1
         if isinstance(self.conv1, GaborConv2d):
             conv1 = tuple(self.conv1.specs)
-        if isinstance(self.conv2, RuleConv2d):
-            terms = self.conv2.terms()
-            bias = self.conv2.bias.tolist()
-            conv2 = tuple(
-                Rule(r.description, tuple(t for o2, t in terms if o2 == o), bias[o])
-                for o, r in enumerate(self.config.conv2)
-            )
-        return replace(self.config, conv1=conv1, conv2=conv2)
+        rules = {}
+        for name in ("conv2", "conv3")[: len(self.conv_names) - 1]:
+            layer, written = getattr(self, name), getattr(self.config, name)
+            if isinstance(layer, RuleConv2d):
+                terms, bias = layer.terms(), layer.bias.tolist()
+                rules[name] = tuple(
+                    Rule(r.description, tuple(t for o2, t in terms if o2 == o), bias[o])
+                    for o, r in enumerate(written)
+                )
+        return replace(self.config, conv1=conv1, **rules)
 
     def config_dict(self) -> dict[str, Any]:
         """The current config plus (read-only, ignored when loading) the layer kinds and every

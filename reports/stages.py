@@ -130,6 +130,7 @@ def run_prune(ctx: StageContext) -> dict[str, Any]:
         "checkpoint": f"{ctx.out.name}/final",
         "accuracy": float(result.history["accuracy_after_retraining"].iloc[-1]),
         "parameters_kept": after / before,
+        "widths": list(result.model.config.convs),
         "redundancy": {
             "redundant": bool(result.redundancy.get("dropped")),
             "evidence": str(result.redundancy.get("reason", "")),
@@ -139,17 +140,21 @@ def run_prune(ctx: StageContext) -> dict[str, Any]:
 
 # -- HandNet ------------------------------------------------------------------------------------
 def run_handnet_build(ctx: StageContext) -> dict[str, Any]:
-    """HandNet of the pruned net's widths: analytic conv layers, closed-form readout."""
+    """HandNet of the pruned net's widths (conv3 only when pruning kept it; at most the default
+    bank's 8 filters and 16 rules): analytic conv layers, closed-form readout."""
     from dissect.checkpoints import save_model
     from handnet import HandNet, default_config, fit_head
 
     c = ctx.config
     train, _ = load_data(c)
-    model = HandNet(default_config(tuple(c.prune_targets)[:2], c.fc4)).to(ctx.device)
+    pruned = ctx.summary("prune").get("widths") or list(c.prune_targets)[:2]
+    widths = [min(pruned[0], 8), min(pruned[1], 16)]
+    widths += [min(w, widths[1]) for w in pruned[2:3]]
+    model = HandNet(default_config(tuple(widths), c.fc4)).to(ctx.device)
     fit = fit_head(model, train[0].to(ctx.device), train[1].to(ctx.device))
     meta = {"kind": "HandNet", "data": data_meta(c), "mode": "hand-built"}
     save_model(ctx.out / "model", model, meta)
-    return {"checkpoint": f"{ctx.out.name}/model", "head": _plain(fit)}
+    return {"checkpoint": f"{ctx.out.name}/model", "head": _plain(fit), "widths": widths}
 
 
 #: The peak learning rate of HandNet fine-tuning (as `handnet finetune` and bench_handnet).
@@ -431,7 +436,8 @@ def build_stages() -> list[Stage]:
     )  # fmt: skip
     stages.append(
         Stage(
-            "handnet-build", run_handnet_build, keys=(*DATA_KEYS, "prune_targets", "fc4"),
+            "handnet-build", run_handnet_build, deps=("prune",),
+            keys=(*DATA_KEYS, "prune_targets", "fc4"), needs_deps=False,
             unavailable=lambda: missing_module("handnet.model", "handnet.head"),
         )
     )  # fmt: skip

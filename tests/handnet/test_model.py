@@ -91,3 +91,22 @@ def test_fit_head_separates_a_separable_toy_set() -> None:
     assert fit.train_accuracy == 1.0
     assert (net.logits(images).argmax(1) == labels).all()
     assert all(torch.equal(a, b) for a, b in zip(before, net.conv1.parameters(), strict=True))
+
+
+def test_a_third_width_adds_a_conv3_of_rules_that_round_trips(tmp_path: Path) -> None:
+    from handnet.finetune import freed_copy
+
+    net = HandNet(default_config((8, 16, 12), fc4=32))
+    assert net.conv_names == ["conv1", "conv2", "conv3"]
+    assert net.conv3.weight.shape == (12, 16, 5, 5) and net.fc4.in_features == 12 * 3 * 3
+    assert net.layer_kinds()["conv3"] == "rule" and len(net.descriptions()["conv3"]) == 12
+    # conv3 channel j starts as a copy of conv2 channel j: its weight lies on inner channel j
+    w = net.conv3.weight.detach().abs().sum(dim=(2, 3))
+    assert torch.equal(w.argmax(1), torch.arange(12))
+    with torch.no_grad():
+        net.conv3.log_strength.mul_(0.5)
+    save_model(tmp_path / "ck", net, {"kind": "HandNet"})
+    back, _ = load_checkpoint(tmp_path / "ck")
+    x = _images(2, 3)
+    torch.testing.assert_close(back(x), net.eval()(x))
+    torch.testing.assert_close(freed_copy(net)(x), net(x), atol=1e-5, rtol=1e-5)
