@@ -44,6 +44,8 @@ def dispatch(module: str, build_parser, argv: list[str] | None) -> int:
     if code is not None:
         return code
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        dist.barrier()  # every rank done before any leaves: gloo aborts a rank whose peer left
+        return code
     finally:
         dist.shutdown()
