@@ -2,8 +2,9 @@
 
 A stage reads its upstream stages' folders, writes into ``ctx.out`` and returns a summary
 (stored in its ``stage.json``). Producer stages name their checkpoint in the summary
-(``"checkpoint": "train/best"``, relative to the run folder), so later stages need not know
-each package's folder layout.
+(``"checkpoint": "train/last"``, relative to the run folder), so later stages need not know
+each package's folder layout. The last epoch's weights are used, never the epoch that scored best
+on the test set (that would tune on the test set and flatter every figure).
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def run_train(ctx: StageContext) -> dict[str, Any]:
         metadata=meta, quiet=ctx.quiet, desc="train",
     )  # fmt: skip
     return {
-        "checkpoint": f"{ctx.out.name}/best",
+        "checkpoint": f"{ctx.out.name}/last",
         "accuracy": result.final.accuracy,
         "best_accuracy": result.best_accuracy,
         "train_seconds": result.seconds,
@@ -181,7 +182,7 @@ def run_handnet_finetune(ctx: StageContext, mode: str) -> dict[str, Any]:
     drift = filter_drift(before, result.model)
     atomic_save(ctx.out / "drift.csv", lambda p: drift.to_csv(p, index=False))
     return {
-        "checkpoint": f"{ctx.out.name}/best",
+        "checkpoint": f"{ctx.out.name}/last",
         "accuracy": result.train.final.accuracy,
         "trainable_parameters": result.trainable,
         "train_seconds": result.train.seconds,
