@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--out", default=None, help="output folder (default runs/handnet/MODE)")
     f.add_argument("--snapshot-every", type=int, default=200,
                    help="keep the first-layer filters every N steps (0: never)")  # fmt: skip
+    f.add_argument("--resume", action="store_true", help="continue from OUT/last")
     add_common_options(f)
     f.set_defaults(func=cmd_finetune)
     return parser
@@ -125,7 +126,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     before.load_state_dict(model.state_dict())
     parent = {"data": meta["data"], "parent": str(args.ckpt), "world_size": dist.world_size()}
     result = finetune(model, train, test, args.mode, config, out_dir=out, metadata=parent,
-                      quiet=args.quiet)  # fmt: skip
+                      resume=args.resume, quiet=args.quiet)  # fmt: skip
     if dist.is_main():
         drift = filter_drift(before, result.model)
         atomic_save(out / "drift.csv", lambda p: drift.to_csv(p, index=False))

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -73,13 +74,17 @@ def finetune(
     *,
     out_dir: str | Path | None = None,
     metadata: dict[str, Any] | None = None,
+    resume: bool = False,
     quiet: bool = False,
+    on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> FinetuneResult:
     """Fine-tune a hand-built HandNet (on its device) in ``mode`` (``constrained``/``free``).
 
     ``model`` is trained in place in the constrained mode; the free mode trains a
     :func:`freed_copy`. With ``out_dir`` the loop writes ``last/``, ``best/`` (the same
-    checkpoint format as SimpleConvNet), ``history.csv`` and ``snapshots.safetensors``.
+    checkpoint format as SimpleConvNet), ``history.csv`` and ``snapshots.safetensors``;
+    ``resume`` continues from ``out_dir/last`` and ends where an uninterrupted run would;
+    ``on_epoch_end`` is passed to the training loop.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -88,8 +93,8 @@ def finetune(
         p.requires_grad_(True)
     meta = {**(metadata or {}), "kind": "HandNet", "finetune": mode}
     meta["trainable_parameters"] = trainable_parameters(net)
-    result = fit(net, train, test, config, out_dir=out_dir, metadata=meta, quiet=quiet,
-                 desc=f"finetune {mode}")  # fmt: skip
+    result = fit(net, train, test, config, out_dir=out_dir, metadata=meta, resume=resume,
+                 quiet=quiet, desc=f"finetune {mode}", on_epoch_end=on_epoch_end)  # fmt: skip
     return FinetuneResult(net, result, meta["trainable_parameters"])
 
 

@@ -327,11 +327,17 @@ def _write_epoch(model, optimizer, out, config, metadata, rows, final, best, imp
     dist.barrier()
 
 
+def _signature(model: nn.Module) -> tuple[str, dict[str, tuple[int, ...]]]:
+    """The class and every tensor's shape: what a resumed model must share with its checkpoint
+    (a hand-built layer's parameter *values* move in training, so its config cannot be used)."""
+    return type(model).__name__, {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
 def _restore(model, optimizer, out: Path, config: TrainConfig, device):
     from dissect.checkpoints import load_checkpoint
 
     saved, meta = load_checkpoint(out / "last", map_location=device)
-    if saved.config_dict() != model.config_dict():
+    if _signature(saved) != _signature(model):
         raise AuditError(f"cannot resume: {str(out / 'last')!r} holds another architecture")
     if meta.get("train_config", {}).get("seed") != config.seed:
         raise AuditError("cannot resume: the checkpoint was trained with another --seed")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
+from safetensors.torch import load_file
 
 from handnet.filters import GaborSpec
 from handnet.finetune import filter_drift, finetune, fit_gabor_specs, freed_copy
@@ -76,3 +78,24 @@ def test_gabor_fit_recovers_a_moved_orientation() -> None:
     specs, r2 = fit_gabor_specs(target, [GaborSpec(45.0, 4.0, 0.0, 1.2, 0.5, 1.0)])
     assert r2.item() > 0.999
     assert abs(specs[0].orientation - 38.0) < 1.0
+
+
+@pytest.mark.parametrize("mode", ["constrained", "free"])
+def test_resumed_finetune_ends_where_a_whole_one_does(tiny_data, tmp_path, mode) -> None:
+    train, test = tiny_data
+    two = TrainConfig(**{**CONFIG.__dict__, "epochs": 2})
+    finetune(_built(train), train, test, mode, two, out_dir=tmp_path / "whole", quiet=True)
+
+    def interrupt(epoch: int, row: dict) -> None:
+        raise KeyboardInterrupt
+
+    cut = tmp_path / "cut"
+    with pytest.raises(KeyboardInterrupt):
+        finetune(_built(train), train, test, mode, two, out_dir=cut, quiet=True,
+                 on_epoch_end=interrupt)  # fmt: skip
+    result = finetune(_built(train), train, test, mode, two, out_dir=cut, quiet=True, resume=True)
+    assert list(result.train.history["epoch"]) == [1, 2]
+    whole = load_file(str(tmp_path / "whole" / "last" / "model.safetensors"))
+    resumed = load_file(str(cut / "last" / "model.safetensors"))
+    assert whole.keys() == resumed.keys()
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
