@@ -135,6 +135,9 @@ def run_prune(ctx: StageContext) -> dict[str, Any]:
         "redundancy": {
             "redundant": bool(result.redundancy.get("dropped")),
             "evidence": str(result.redundancy.get("reason", "")),
+            "mean_best_correlation": result.redundancy["layers"]
+            .get("conv3", {})
+            .get("mean_best_correlation"),
         },
     }
 

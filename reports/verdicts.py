@@ -1,13 +1,16 @@
 """The study's claims with our measured verdicts, and the interpretability scorecard.
 
 Pure functions of the stage summaries (plain dicts), so each verdict is easy to test.
-A verdict is ``holds``, ``fails`` or ``not measured`` with the evidence in one sentence.
+A verdict is ``holds``, ``partly``, ``fails`` or ``not measured`` with the evidence in one
+sentence.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from simpleconvnet.redundancy import COPY_CORRELATION
 
 __all__ = [
     "Verdict",
@@ -51,12 +54,20 @@ def pruning_claim(measures: dict[str, dict[str, Any]], prune: dict[str, Any]) ->
 
 
 def conv3_claim(prune: dict[str, Any]) -> Verdict:
+    """``holds`` when conv3 could go and its channels copy conv2 channels; ``partly`` when it
+    could go but its channels recombine conv2 (mean best correlation below
+    :data:`~simpleconvnet.redundancy.COPY_CORRELATION`); ``fails`` when it was needed."""
     claim = "conv3 only copies conv2 (the third layer is redundant)."
     finding = prune.get("redundancy")
     if not finding:
         return Verdict(claim, "not measured", "the pruning stage reported no redundancy test")
-    redundant = bool(finding.get("redundant"))
-    return Verdict(claim, "holds" if redundant else "fails", str(finding.get("evidence", "")))
+    evidence = str(finding.get("evidence", ""))
+    if not finding.get("redundant"):
+        return Verdict(claim, "fails", evidence)
+    corr = finding.get("mean_best_correlation")
+    if isinstance(corr, float) and corr < COPY_CORRELATION:
+        return Verdict(claim, "partly", f"redundant, but not a copy: {evidence}")
+    return Verdict(claim, "holds", evidence)
 
 
 def orientation_claim(

@@ -25,7 +25,7 @@ from dissect.errors import AuditError
 from dissect.runtime import progress
 from simpleconvnet.criteria import CRITERIA, combine
 from simpleconvnet.model import SimpleConvNet
-from simpleconvnet.redundancy import copy_correlation, refit_head_without
+from simpleconvnet.redundancy import COPY_CORRELATION, copy_correlation, refit_head_without
 from simpleconvnet.surgery import conv_parameter_count, drop_last_conv, remove_channels
 from simpleconvnet.train import TrainConfig, evaluate, fit
 
@@ -157,9 +157,10 @@ def _redundancy_step(
         f"conv3 fed to fc4; without conv3 (fc4 refitted, then retrained {config.final_epochs} epochs) "
         f"accuracy is {acc:.2%} against {baseline:.2%} unpruned ({loss:+.2f} points, budget "
         f"{config.budget}) and {with_layer:.2%} pruned with conv3. Channel by channel, conv3's maps correlate with "
-        f"their best-matching conv2 map at {mean_corr:.2f} on average: it recombines conv2 rather "
-        f"than copying single channels."
-    )
+        f"their best-matching conv2 map at {mean_corr:.2f} on average: "
+        + ("it copies single conv2 channels." if mean_corr >= COPY_CORRELATION
+           else "it recombines conv2 rather than copying single channels.")
+    )  # fmt: skip
     return (without if report["dropped"] else model), report
 
 

@@ -14,7 +14,11 @@ from torch import nn
 from dissect import distributed as dist
 from simpleconvnet.criteria import layer_activation
 
-__all__ = ["copy_correlation"]
+__all__ = ["COPY_CORRELATION", "copy_correlation", "refit_head_without"]
+
+#: A channel whose map correlates at least this much with one map of the layer before it is a
+#: near-copy of that map; a layer copies when its channels do on average.
+COPY_CORRELATION = 0.8
 
 
 @torch.no_grad()

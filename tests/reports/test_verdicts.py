@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from reports.verdicts import handnet_claim, orientation_claim, pruning_claim, scorecard
+from reports.verdicts import (
+    conv3_claim,
+    handnet_claim,
+    orientation_claim,
+    pruning_claim,
+    scorecard,
+)
 
 
 def test_pruning_claim_holds_within_tolerance_and_fails_beyond() -> None:
@@ -48,3 +54,16 @@ def test_scorecard_keeps_absent_figures_empty() -> None:
             "ablation_agreement": None,
         }
     ]
+
+
+def test_conv3_claim_separates_redundant_from_copying() -> None:
+    def finding(redundant: bool, corr: float | None) -> dict:
+        return {"redundancy": {"redundant": redundant, "evidence": "e",
+                               "mean_best_correlation": corr}}  # fmt: skip
+
+    assert conv3_claim(finding(True, 0.9)).verdict == "holds"
+    partly = conv3_claim(finding(True, 0.3))
+    assert partly.verdict == "partly" and "not a copy" in partly.evidence
+    assert conv3_claim(finding(False, 0.9)).verdict == "fails"
+    assert conv3_claim(finding(True, None)).verdict == "holds"  # older runs: redundancy only
+    assert conv3_claim({}).verdict == "not measured"
