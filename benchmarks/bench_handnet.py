@@ -1,14 +1,16 @@
 """HandNet benchmarks (issue 6) on mnist-5k.
 
 - hand-built accuracy (conv layers analytic, only the head fitted by logistic regression);
-- constrained and free fine-tuning per seed, against an 8/16 SimpleConvNet without conv3
+- constrained and free fine-tuning per seed, against a SimpleConvNet of the same widths
   trained with the same epochs and seed (or a given pruned checkpoint, ``--reference``);
 - trainable parameter counts;
 - agreement of dissect's automatic first-layer descriptions with the constructed ones, before
   and after constrained fine-tuning; drift of the freed filters (Gabor R^2, descriptions).
 
-    python -m benchmarks.bench_handnet [--seeds 0,1,2] [--epochs 40] [--quick]
+    python -m benchmarks.bench_handnet [--seeds 0,1,2] [--epochs 40] [--quick] [--widths 8,16]
         [--reference runs/bench-prune/seed{seed}/final]
+
+``--widths 8,16,16`` builds HandNet with a conv3 of carry rules (for a pruned net that kept conv3).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from benchmarks.common import emit, mean_spread
 from handnet.cli import build_handnet
 from handnet.finetune import filter_drift, finetune, trainable_parameters
 from handnet.model import HandNet
+from simpleconvnet.cli import parse_widths
 from simpleconvnet.data import load_split
 from simpleconvnet.model import SimpleConvNet, SimpleConvNetConfig, init_weights
 from simpleconvnet.train import TrainConfig, evaluate, fit
@@ -65,8 +68,8 @@ def description_agreement(model: HandNet, layer: str) -> dict:
             "dissect_secondary": list(labels["secondary"])}  # fmt: skip
 
 
-def reference_net(train, test, config: TrainConfig) -> tuple[float, int]:
-    model = SimpleConvNet(SimpleConvNetConfig(convs=(8, 16), fc4=128))
+def reference_net(train, test, config: TrainConfig, widths: tuple[int, ...]) -> tuple[float, int]:
+    model = SimpleConvNet(SimpleConvNetConfig(convs=widths, fc4=128))
     init_weights(model, torch.Generator().manual_seed(config.seed))
     result = fit(model, train, test, config, quiet=True)
     return result.final.accuracy, trainable_parameters(model)
@@ -77,6 +80,7 @@ def main() -> None:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--quick", action="store_true", help="one seed, two epochs")
+    p.add_argument("--widths", default="8,16", help="HandNet conv widths (default 8,16)")
     p.add_argument(
         "--reference", default=None,
         help="pruned SimpleConvNet checkpoint to beat; {seed} is replaced by the seed, e.g. "
@@ -87,9 +91,10 @@ def main() -> None:
     seeds = [0] if args.quick else [int(s) for s in args.seeds.split(",")]
     epochs = 2 if args.quick else args.epochs
     train, test = load_split("mnist-5k", "train"), load_split("mnist-5k", "test")
-    built, head = build_handnet((8, 16), 128, train)
+    widths = parse_widths(args.widths)
+    built, head = build_handnet(widths, 128, train)
     hand = evaluate(built, *test).accuracy
-    figures: dict = {"dataset": "mnist-5k", "epochs": epochs, "seeds": seeds,
+    figures: dict = {"dataset": "mnist-5k", "epochs": epochs, "seeds": seeds, "widths": widths,
                      "hand_built": {"test_accuracy": hand, "train_accuracy": head.train_accuracy,
                                     "note": "convex head fit: identical for every seed"},
                      "agreement_hand_built": {n: description_agreement(built, n)
@@ -122,12 +127,12 @@ def main() -> None:
             ref, _ = load_checkpoint(args.reference.format(seed=seed))
             acc, counts["reference"] = evaluate(ref, *test).accuracy, trainable_parameters(ref)
         else:
-            acc, counts["reference"] = reference_net(train, test, config)
+            acc, counts["reference"] = reference_net(train, test, config, widths)
         runs["reference"].append(acc)
         print(f"seed {seed}: " + ", ".join(f"{k} {v[-1]:.4f}" for k, v in runs.items()),
               file=sys.stderr, flush=True)  # fmt: skip
     figures["reference_model"] = (
-        args.reference or "SimpleConvNet 8/16 without conv3, same epochs/seed"
+        args.reference or f"SimpleConvNet {args.widths} trained from scratch, same epochs/seed"
     )
     for mode, accs in runs.items():
         figures[mode] = {"test_accuracy": accs, "summary": mean_spread(accs)}
