@@ -6,6 +6,9 @@ Equivalence: `simpleconvnet train` on mnist-5k, 1 process against 2 (gloo, CPU),
 global batch; weights after the first optimiser step and after one epoch, and the accuracies.
 Throughput: samples per second on full Fashion-MNIST for 1 process with 2 threads and 2
 processes with 1 thread each (the same total number of threads).
+GPU (when CUDA is present, named in the JSON): samples per second on one GPU, as one plain
+process and under torchrun with NCCL (and 2 GPUs with NCCL where there are two), the weights of
+the plain and the NCCL run compared, and one mnist-5k epoch on the GPU against the CPU.
 """
 
 from __future__ import annotations
@@ -47,7 +50,8 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def equivalence(out: Path) -> dict:
-    common = ["train", "--epochs", "1", "--seed", "0", "--snapshot-every", "1", "--quiet"]
+    common = ["train", "--epochs", "1", "--seed", "0", "--snapshot-every", "1", "--device", "cpu",
+              "--quiet"]  # fmt: skip
     run_cli("simpleconvnet", *common, "--out", str(out / "one"), env={"OMP_NUM_THREADS": "2"})
     torchrun(2, "-m", "simpleconvnet", *common, "--out", str(out / "two"), threads=1)
     s1, s2 = (load_file(str(out / n / "snapshots.safetensors")) for n in ("one", "two"))
@@ -71,7 +75,7 @@ def throughput(out: Path, epochs: int) -> dict:
 
     n = len(load_split("fashion-mnist", "train")[1]) * epochs
     common = ["-m", "simpleconvnet", "train", "--dataset", "fashion-mnist", "--epochs", str(epochs),
-              "--no-augment", "--snapshot-every", "0", "--quiet"]  # fmt: skip
+              "--no-augment", "--snapshot-every", "0", "--device", "cpu", "--quiet"]  # fmt: skip
     t1 = torchrun(1, *common, "--out", str(out / "fm1"), threads=2)
     t2 = torchrun(2, *common, "--out", str(out / "fm2"), threads=1)
     seconds = {}
@@ -88,6 +92,61 @@ def throughput(out: Path, epochs: int) -> dict:
     }
 
 
+def _weights_and_accuracy(folder: Path) -> tuple[dict, float]:
+    meta = json.loads((folder / "last" / "model.json").read_text())
+    return load_file(str(folder / "last" / "model.safetensors")), meta["metrics"]["test_accuracy"]
+
+
+def _samples_per_s(folder: Path, n: int) -> float:
+    return n / json.loads((folder / "last" / "model.json").read_text())["history"][-1]["seconds"]
+
+
+def gpu(out: Path, epochs: int) -> dict:
+    from simpleconvnet.data import load_split
+
+    if not torch.cuda.is_available():
+        return {"note": "no CUDA GPU on this machine"}
+    n = len(load_split("fashion-mnist", "train")[1]) * epochs
+    common = ["-m", "simpleconvnet", "train", "--dataset", "fashion-mnist", "--epochs", str(epochs),
+              "--no-augment", "--snapshot-every", "0", "--device", "cuda", "--quiet"]  # fmt: skip
+    run_cli(*common[1:], "--out", str(out / "gpu1"))
+    torchrun(1, *common, "--out", str(out / "gpu-nccl1"), threads=4)
+    (w1, a1), (wn, an) = (_weights_and_accuracy(out / n_) for n_ in ("gpu1", "gpu-nccl1"))
+    figures = {
+        "device": torch.cuda.get_device_name(0),
+        "gpus": torch.cuda.device_count(),
+        "samples": n,
+        "one_gpu_samples_per_s": _samples_per_s(out / "gpu1", n),
+        "one_gpu_torchrun_nccl_samples_per_s": _samples_per_s(out / "gpu-nccl1", n),
+        "plain_vs_nccl_max_rel_diff": max(rel(wn[k], w1[k]) for k in w1),
+        "accuracy_plain": a1,
+        "accuracy_nccl": an,
+    }
+    if torch.cuda.device_count() >= 2:
+        torchrun(2, *common, "--out", str(out / "gpu-nccl2"), threads=4)
+        figures["two_gpus_nccl_samples_per_s"] = _samples_per_s(out / "gpu-nccl2", n)
+        figures["efficiency_2_vs_1"] = figures["two_gpus_nccl_samples_per_s"] / (
+            figures["one_gpu_samples_per_s"] * 2
+        )
+    else:
+        figures["two_gpus"] = "not measured: one GPU on this machine"
+    mnist = ["train", "--epochs", "1", "--seed", "0", "--snapshot-every", "0", "--quiet"]
+    for name in ("gpu-mnist5k", "gpu-mnist5k-again"):
+        run_cli("simpleconvnet", *mnist, "--device", "cuda", "--out", str(out / name))
+    (wa, _), (wb, _) = (
+        _weights_and_accuracy(out / n_) for n_ in ("gpu-mnist5k", "gpu-mnist5k-again")
+    )
+    figures["mnist5k_one_epoch_gpu_twice_max_rel_diff"] = max(rel(wb[k], wa[k]) for k in wa)
+    if (out / "one").is_dir():
+        (wc, ac), (wg, ag) = (_weights_and_accuracy(out / n_) for n_ in ("one", "gpu-mnist5k"))
+        figures["mnist5k_one_epoch_gpu_vs_cpu"] = {
+            "max_rel_diff": max(rel(wg[k], wc[k]) for k in wc),
+            "accuracy_cpu": ac,
+            "accuracy_gpu": ag,
+        }
+    return figures
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--out", default="runs/bench-distributed")
@@ -98,6 +157,7 @@ def main() -> None:
     figures = {"equivalence_mnist5k": equivalence(out)}
     if not args.skip_throughput:
         figures["throughput_fashion_mnist"] = throughput(out, args.fashion_epochs)
+    figures["gpu"] = gpu(out, args.fashion_epochs)
     emit(figures)
 
 

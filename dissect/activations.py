@@ -31,9 +31,9 @@ def check_layer(model: nn.Module, layer: str) -> int:
 
 def block_input(model: nn.Module, layer: str, x: torch.Tensor) -> torch.Tensor:
     """What conv ``layer`` reads: the normalised image for conv1, else the previous block's
-    pooled output. ``[N, C_in, H, W]``."""
+    pooled output. ``[N, C_in, H, W]``, on the model's device (``x`` may be elsewhere)."""
     i = check_layer(model, layer)
-    h = model.normalize(x)
+    h = model.normalize(x.to(next(model.parameters()).device))
     for j in range(1, i):
         h = model.block(j, h)
     return h

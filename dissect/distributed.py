@@ -58,6 +58,11 @@ def init_from_env(device: torch.device, timeout_s: float = 300.0) -> torch.devic
         return device
     if device.type == "cuda":
         local = int(os.environ.get("LOCAL_RANK", "0"))
+        if local >= torch.cuda.device_count():
+            raise AuditError(
+                f"local rank {local} has no GPU of its own ({torch.cuda.device_count()} on this "
+                f"machine): start at most that many processes per node, or use --device cpu"
+            )
         torch.cuda.set_device(local)
         device = torch.device("cuda", local)
         backend = "nccl"
@@ -88,10 +93,17 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     """
     if not is_distributed():
         return t
-    dtype = t.dtype
-    work = t.detach().to(torch.float64 if t.is_floating_point() else torch.int64).clone()
+    wide = torch.float64 if t.is_floating_point() else torch.int64
+    work = t.detach().to(_comm_device(), wide, copy=True)
     dist.all_reduce(work, op=dist.ReduceOp.SUM)
-    return work.to(dtype)
+    return work.to(t.device, t.dtype)
+
+
+def _comm_device() -> torch.device:
+    """Where collectives take their tensors: this rank's GPU under NCCL, else the CPU."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
 
 def shard(n: int) -> range:

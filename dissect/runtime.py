@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterable
 from typing import TypeVar
@@ -17,9 +18,13 @@ T = TypeVar("T")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when present, else the CPU; ``cpu``/``cuda``/``cuda:N`` are checked."""
+    """``auto`` picks CUDA when present (under torchrun: when there is a GPU for every local
+    process), else the CPU; ``cpu``/``cuda``/``cuda:N`` are checked. CUDA runs use
+    deterministic kernels."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        return _deterministic(torch.device("cuda" if gpus >= local and gpus > 0 else "cpu"))
     try:
         device = torch.device(name)
     except RuntimeError as exc:
@@ -30,6 +35,17 @@ def resolve_device(name: str = "auto") -> torch.device:
         )
     if device.type not in ("cpu", "cuda"):
         raise AuditError(f"unsupported device {name!r}: use auto, cpu or cuda")
+    return _deterministic(device)
+
+
+def _deterministic(device: torch.device) -> torch.device:
+    """On CUDA, ask for deterministic kernels (cuDNN, cuBLAS, scatter-adds), so that the same
+    command gives the same weights twice; the CPU kernels used here already are."""
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+        torch.use_deterministic_algorithms(True, warn_only=True)
     return device
 
 

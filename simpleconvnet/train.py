@@ -234,8 +234,9 @@ def fit(
         t0 = time.perf_counter()
         model.train()
         order = _epoch_order(n, config.seed, epoch)
-        loss_sum = torch.zeros((), dtype=torch.float64)
-        correct = torch.zeros((), dtype=torch.int64)
+        # summed on the device: reading them back every step would wait for the GPU
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        correct = torch.zeros((), dtype=torch.int64, device=device)
         batches = progress(
             range(steps_per_epoch),
             quiet=quiet or not dist.is_main(),
@@ -263,8 +264,8 @@ def fit(
             step += 1
             snapshots.maybe_take(step, model)
             with torch.no_grad():
-                loss_sum += float(loss) * len(batch) / world
-                correct += int((output.argmax(1) == y).sum())
+                loss_sum += loss.detach().double() * (len(batch) / world)
+                correct += (output.argmax(1) == y).sum()
         loss_sum, correct = dist.all_reduce_sum(loss_sum), dist.all_reduce_sum(correct)
         final = evaluate(model, *test, batch_size=config.eval_batch_size)
         elapsed += time.perf_counter() - t0

@@ -188,7 +188,7 @@ def test_contribution_table_under_torchrun_matches_one_process(trained, tmp_path
         tmp_path / "ck", model, {"data": {"loader": LOADER, "name": "mnist", "data_dir": str(root)}}
     )
     args = ["contributions", str(tmp_path / "ck"), "--layer", "conv2", "--channel", "2",
-            "--image", "3"]  # fmt: skip
+            "--image", "3", "--device", "cpu"]  # fmt: skip
     one = run_module("dissect", *args, "--out", str(tmp_path / "one"))
     assert one.returncode == 0, one.stderr
     code, output = finish(single_node(2, "-m", "dissect", *args, "--out", str(tmp_path / "two")))

@@ -11,7 +11,7 @@ from tests.conftest import make_mnist_folder
 TINY = [
     "--dataset", "mnist", "--epochs", "1", "--widths", "4,8", "--fc4", "16",
     "--prune-iterations", "1", "--prune-targets", "2,4",
-    "--finetune-epochs", "1", "--superstimulus-steps", "8", "--quiet",
+    "--finetune-epochs", "1", "--superstimulus-steps", "8", "--device", "cpu", "--quiet",
 ]  # fmt: skip
 
 

@@ -30,6 +30,8 @@ TRAIN_ARGS = [
     "--quiet",
     "--snapshot-every",
     "1",
+    "--device",
+    "cpu",
 ]
 
 
