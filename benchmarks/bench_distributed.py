@@ -3,7 +3,10 @@
     python -m benchmarks.bench_distributed [--fashion-epochs 1] [--skip-throughput]
 
 Equivalence: `simpleconvnet train` on mnist-5k, 1 process against 2 (gloo, CPU), same seed and
-global batch; weights after the first optimiser step and after one epoch, and the accuracies.
+global batch; weights after the first optimiser step and after one epoch, and the accuracies;
+then the data-set-wide dissection statistics of that checkpoint over the 1,000 test images
+(activation spread, pruning criteria, class drivers, ablation, contribution shares) and the
+channels one pruning cut removes, on 1 process against 2.
 Throughput: samples per second on full Fashion-MNIST for 1 process with 2 threads and 2
 processes with 1 thread each (the same total number of threads).
 GPU (when CUDA is present, named in the JSON): samples per second on one GPU, as one plain
@@ -68,6 +71,38 @@ def equivalence(out: Path) -> dict:
         "accuracy_two_processes": acc[1],
         "accuracy_diff_points": abs(acc[0] - acc[1]) * 100,
     }
+
+
+def dissection(out: Path) -> dict:
+    """Statistics of the one-process checkpoint from `equivalence`, on 1 process and on 2."""
+    import os
+    import subprocess
+
+    script = str(ROOT / "tests" / "scripts" / "dist_stats.py")
+    ckpt = str(out / "one" / "last")
+    plain = subprocess.run([sys.executable, script, ckpt, str(out / "stats1.json")], cwd=ROOT,
+                           env={**os.environ, "OMP_NUM_THREADS": "2"}, capture_output=True,
+                           text=True)  # fmt: skip
+    if plain.returncode != 0:
+        raise SystemExit(plain.stderr[-3000:])
+    torchrun(2, script, ckpt, str(out / "stats2.json"), threads=1)
+    a, b = (json.loads((out / f"stats{n}.json").read_text()) for n in (1, 2))
+    figures: dict = {
+        "images": 1000,
+        "pruned_channels_one_process": a["pruned_channels"],
+        "pruned_channels_two_processes": b["pruned_channels"],
+        "same_channels_pruned": a["pruned_channels"] == b["pruned_channels"],
+    }
+    diffs = {
+        key: rel(
+            torch.tensor(b[key], dtype=torch.float64), torch.tensor(a[key], dtype=torch.float64)
+        )
+        for key in a
+        if key != "pruned_channels"
+    }
+    figures["max_rel_diff"] = diffs
+    figures["largest_rel_diff"] = max(diffs.values())
+    return figures
 
 
 def throughput(out: Path, epochs: int) -> dict:
@@ -154,7 +189,7 @@ def main() -> None:
     p.add_argument("--skip-throughput", action="store_true")
     args = p.parse_args()
     out = Path(args.out)
-    figures = {"equivalence_mnist5k": equivalence(out)}
+    figures = {"equivalence_mnist5k": equivalence(out), "dissection_mnist5k": dissection(out)}
     if not args.skip_throughput:
         figures["throughput_fashion_mnist"] = throughput(out, args.fashion_epochs)
     figures["gpu"] = gpu(out, args.fashion_epochs)
