@@ -3,7 +3,10 @@
     python -m benchmarks.bench_distributed [--fashion-epochs 1] [--skip-throughput]
 
 Equivalence: `simpleconvnet train` on mnist-5k, 1 process against 2 (gloo, CPU), same seed and
-global batch; weights after the first optimiser step and after one epoch, and the accuracies;
+global batch; weights after the first optimiser step and after one epoch, and the accuracies.
+A relative difference is per tensor, the largest over the model: `max_rel` is the largest
+element's difference over the largest element (strict: Adam turns rounding into a full step for
+weights whose gradient is near zero), `norm_rel` is ||w2 - w1|| / ||w1||;
 then the data-set-wide dissection statistics of that checkpoint over the 1,000 test images
 (activation spread, pruning criteria, class drivers, ablation, contribution shares) and the
 channels one pruning cut removes, on 1 process against 2.
@@ -67,6 +70,11 @@ def equivalence(out: Path) -> dict:
     return {
         "first_step_conv1_max_rel_diff": rel(s2[first], s1[first]),
         "one_epoch_max_rel_diff": max(rel(w2[k], w1[k]) for k in w1),
+        "one_epoch_norm_rel_diff": max(float((w2[k] - w1[k]).norm() / w1[k].norm()) for k in w1),
+        "one_epoch_share_of_weights_off_by_1e-4": sum(
+            int(((w2[k] - w1[k]).abs() > 1e-4).sum()) for k in w1
+        )
+        / sum(w.numel() for w in w1.values()),
         "accuracy_one_process": acc[0],
         "accuracy_two_processes": acc[1],
         "accuracy_diff_points": abs(acc[0] - acc[1]) * 100,

@@ -4,7 +4,7 @@ import torch
 from skimage.filters import gabor_kernel as sk_gabor
 
 from dissect.errors import AuditError
-from dissect.gabor import gabor_fit, gabor_kernel
+from dissect.gabor import _jacobian, _residual, gabor_fit, gabor_kernel
 from dissect.labels import describe_layer, probe_responses
 from dissect.probes import LINE_NAMES, make_probes
 from simpleconvnet.model import SimpleConvNet, SimpleConvNetConfig
@@ -66,6 +66,28 @@ def test_gabor_fit_recovers_parameters_and_flags_noise() -> None:
     assert not fit.noise_like
     noise = gabor_fit(np.random.default_rng(0).normal(size=(5, 5)))
     assert noise.noise_like and noise.r2 < fit.r2
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_gabor_fit_jacobian_matches_finite_differences(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    target = rng.normal(size=(5, 5))
+    low, high = [0, 2, -3, 0.8, 0.3, -2, -1, -1], [180, 10, 3, 3, 1.5, 2, 1, 1]
+    p = rng.uniform(low, high)
+    steps = np.eye(8) * 1e-6
+    numeric = np.stack(
+        [(_residual(p + e, target) - _residual(p - e, target)) / 2e-6 for e in steps], axis=1
+    )
+    assert np.allclose(_jacobian(p, target), numeric, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "params", [(0.0, 4.0, 0.0, 1.2, 0.5), (75.0, 6.0, 1.0, 1.5, 0.8), (160.0, 3.0, 2.0, 1.0, 0.4)]
+)
+def test_gabor_fit_finds_every_orientation(params: tuple[float, ...]) -> None:
+    fit = gabor_fit(gabor_kernel(5, *params))
+    turn = abs((fit.orientation - params[0] + 90) % 180 - 90)
+    assert fit.r2 > 0.99 and turn < 2.0
 
 
 def test_probes_cover_every_family() -> None:
