@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Callable, Sequence
 
 import matplotlib
 
@@ -12,23 +13,68 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-__all__ = ["image_grid", "signed_grid"]
+__all__ = ["Canvas", "image_grid", "signed_grid"]
 
 
-def _grid(n: int, columns: int) -> tuple[Figure, np.ndarray]:
+class Canvas:
+    """A figure laid out in cell units on one axes that covers it, y running down: each image
+    is one AxesImage and each label one Text. A grid of subplots costs a full Axes (ticks,
+    spines, layout) per cell, seconds for a hundred cells; this costs a fraction of one.
+    ``unit`` is inches per cell unit."""
+
+    def __init__(self, width: float, height: float, unit: float) -> None:
+        self.width, self.height = width, height
+        self.fig = plt.figure(figsize=(width * unit, height * unit))
+        self.ax = self.fig.add_axes((0.0, 0.0, 1.0, 1.0))
+        self.ax.axis("off")
+
+    def image(
+        self, arr: np.ndarray, x: float, y: float, size: float = 1.0, pad: float = 0.06, **style
+    ) -> None:
+        """``arr`` centred in the square cell of side ``size`` whose top-left corner is
+        ``(x, y)``, keeping its aspect."""
+        h, w = arr.shape[:2]
+        scale = (size - 2 * pad) / max(h, w)
+        x0, y0 = x + (size - w * scale) / 2, y + (size - h * scale) / 2
+        extent = (x0, x0 + w * scale, y0 + h * scale, y0)
+        self.ax.imshow(arr, extent=extent, aspect="auto", interpolation="nearest", **style)
+
+    def text(self, x: float, y: float, s: str, **style) -> None:
+        self.ax.text(x, y, s, **style)
+
+    def title(self, s: str, y: float = 0.2, fontsize: float = 9) -> None:
+        self.text(self.width / 2, y, s, ha="center", va="center", fontsize=fontsize)
+
+    def done(self) -> Figure:
+        self.ax.set_xlim(0, self.width)
+        self.ax.set_ylim(self.height, 0)
+        return self.fig
+
+
+def _tiles(
+    arrays: Sequence[np.ndarray],
+    titles: Sequence[str],
+    suptitle: str,
+    columns: int,
+    style: Callable[[np.ndarray], dict],
+    unit: float = 1.5,
+    fontsize: float = 7,
+) -> Figure:
+    """Arrays in a grid, row by row, each under its title (wrapped to the cell)."""
+    n = len(arrays)
     cols = min(columns, max(1, n))
     rows = max(1, math.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.5 * cols, 1.7 * rows + 0.4), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    return fig, axes
-
-
-def _finish(fig: Figure, suptitle: str) -> Figure:
+    top, band = (0.35 if suptitle else 0.05), 0.3
+    canvas = Canvas(cols, top + rows * (1 + band), unit)
     if suptitle:
-        fig.suptitle(suptitle, fontsize=9)
-    fig.tight_layout()
-    return fig
+        canvas.title(suptitle)
+    for i, (arr, title) in enumerate(zip(arrays, titles, strict=False)):
+        r, q = divmod(i, cols)
+        y = top + r * (1 + band)
+        canvas.text(q + 0.5, y + band - 0.02, textwrap.fill(title, 24), ha="center",
+                    va="bottom", fontsize=fontsize)  # fmt: skip
+        canvas.image(arr, q, y + band, **style(arr))
+    return canvas.done()
 
 
 def image_grid(
@@ -39,11 +85,12 @@ def image_grid(
     cmap: str = "gray",
 ) -> Figure:
     """``images [N, H, W]`` in [0, 1] in a grid, one title each."""
-    fig, axes = _grid(len(images), columns)
-    for ax, img, title in zip(axes.flat, images, titles, strict=False):
-        ax.imshow(img, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(title, fontsize=7)
-    return _finish(fig, suptitle)
+    return _tiles(images, titles, suptitle, columns, lambda _: {"cmap": cmap, "vmin": 0, "vmax": 1})
+
+
+def _signed(arr: np.ndarray, scale: float | None = None) -> dict:
+    m = scale if scale is not None else float(np.abs(arr).max()) or 1.0
+    return {"cmap": "RdBu_r", "vmin": -m, "vmax": m}
 
 
 def signed_grid(
@@ -51,12 +98,7 @@ def signed_grid(
 ) -> Figure:
     """Signed arrays ``[N, H, W]`` (weights, contributions) on a red-blue scale centred on 0,
     each normalised to its own largest magnitude."""
-    fig, axes = _grid(len(arrays), columns)
-    for ax, arr, title in zip(axes.flat, arrays, titles, strict=False):
-        m = float(np.abs(arr).max()) or 1.0
-        ax.imshow(arr, cmap="RdBu_r", vmin=-m, vmax=m, interpolation="nearest")
-        ax.set_title(title, fontsize=7)
-    return _finish(fig, suptitle)
+    return _tiles(arrays, titles, suptitle, columns, _signed)
 
 
 def dissection_figure(
@@ -77,28 +119,35 @@ def dissection_figure(
         k: float(np.abs(v).max()) or 1.0
         for k, v in {"x": x, "w": w, "a": a, "c": c, "y": y}.items()
     }
-    fig, axes = plt.subplots(n + 1, 7, figsize=(9, 1.05 * (n + 1) + 0.6), squeeze=False,
-                             gridspec_kw={"width_ratios": [1, 2.2, 0.5, 1, 1, 1, 1]})  # fmt: skip
-    for ax in axes.flat:
-        ax.axis("off")
+    widths = [1.0, 2.2, 0.5, 1.0, 1.0, 1.0, 1.0]
+    left = np.concatenate([[0.0], np.cumsum(widths)[:-1]])
+    top = 0.75 if title else 0.35
+    canvas = Canvas(sum(widths), top + n + 1.05, unit=1.05)
+    if title:
+        canvas.title(title, y=0.22)
     heads = ["x_j", "description of x_j", "j", "w_j", "a_j", "c_j", "y"]
     for col, head in enumerate(heads):
-        axes[0, col].set_title(head, fontsize=8)
+        canvas.text(left[col] + widths[col] / 2, top - 0.08, head, ha="center", va="bottom",
+                    fontsize=8)  # fmt: skip
 
-    def show(ax, arr, key):
-        ax.imshow(arr, cmap="RdBu_r", vmin=-scales[key], vmax=scales[key], interpolation="nearest")
+    def show(arr: np.ndarray, col: int, row: int, key: str) -> None:
+        canvas.image(arr, left[col], top + row, **_signed(arr, scales[key]))
+
+    def label(s: str, col: int, row: int, **style) -> None:
+        canvas.text(left[col] + 0.05, top + row + 0.5, s, va="center", **style)
 
     for j in range(n):
-        show(axes[j, 0], x[j], "x")
-        axes[j, 1].text(0, 0.5, descriptions[j], fontsize=7, va="center", wrap=True)
-        axes[j, 2].text(0.5, 0.5, str(j + 1), fontsize=8, ha="center", va="center")
-        show(axes[j, 3], w[j], "w")
-        show(axes[j, 4], a[j], "a")
-        show(axes[j, 5], c[j], "c")
-    axes[n, 1].text(0, 0.5, f"bias {bias:+.3f}", fontsize=7, va="center")
-    show(axes[n, 5], c[-1] + bias, "c")
-    show(axes[n, 6], y, "y")
-    return _finish(fig, title)
+        show(x[j], 0, j, "x")
+        label(textwrap.fill(descriptions[j], 34), 1, j, fontsize=7)
+        canvas.text(left[2] + widths[2] / 2, top + j + 0.5, str(j + 1), ha="center",
+                    va="center", fontsize=8)  # fmt: skip
+        show(w[j], 3, j, "w")
+        show(a[j], 4, j, "a")
+        show(c[j], 5, j, "c")
+    label(f"bias {bias:+.3f}", 1, n, fontsize=7)
+    show(c[-1] + bias, 5, n, "c")
+    show(y, 6, n, "y")
+    return canvas.done()
 
 
 def first_layer_filters(weight: np.ndarray, labels: Sequence[str]) -> Figure:

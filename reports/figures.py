@@ -14,6 +14,9 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
+from dissect import figures as dissect_figures  # noqa: E402
+from dissect.figures import Canvas  # noqa: E402
+
 __all__ = [
     "figure_png",
     "history_plot",
@@ -116,35 +119,26 @@ def filter_animation(frames: dict[str, torch.Tensor], ms_per_frame: int = 180) -
 
 
 def digits_grid(images: np.ndarray, captions: Sequence[str], columns: int = 8) -> bytes:
-    """Digits ``[N, 28, 28]`` with a caption under each (e.g. "true 4 -> 9 (0.98)")."""
-    n = len(images)
-    rows = max(1, -(-n // columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.35), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, image, caption in zip(axes.flat, images, captions, strict=False):
-        ax.imshow(image, cmap="gray", vmin=0, vmax=1)
-        ax.set_title(caption, fontsize=7)
-    return figure_png(fig)
+    """Digits ``[N, 28, 28]`` with a caption over each (e.g. "true 4 -> 9 (0.98)")."""
+    return figure_png(dissect_figures.image_grid(images, captions, columns=columns))
 
 
 def activation_grid(digit: np.ndarray, maps: np.ndarray, title: str, columns: int = 16) -> bytes:
     """A digit ``[28, 28]`` and the ReLU maps ``[C, H, W]`` it drives in one layer, channel
     ``c`` titled ``c + 1`` (1-based, as everywhere a person reads)."""
-    c = len(maps)
-    rows = 1 + -(-c // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.6, rows * 0.7), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    axes[0, 0].imshow(digit, cmap="gray", vmin=0, vmax=1)
-    axes[0, 0].set_title("input", fontsize=6)
+    c, band = len(maps), 0.3
+    canvas = Canvas(min(columns, max(c, 1)), 0.35 + (1 + -(-c // columns)) * (1 + band), unit=0.6)
+    canvas.title(title, fontsize=8)
     top = float(maps.max()) or 1.0
-    for i in range(c):
-        ax = axes[1 + i // columns, i % columns]
-        ax.imshow(maps[i], cmap="magma", vmin=0, vmax=top)
-        ax.set_title(str(i + 1), fontsize=6)
-    fig.suptitle(title, fontsize=8)
-    return figure_png(fig)
+    cells = [(digit, "input", {"cmap": "gray", "vmin": 0, "vmax": 1})] + [
+        (maps[i], str(i + 1), {"cmap": "magma", "vmin": 0, "vmax": top}) for i in range(c)
+    ]
+    for k, (arr, label, style) in enumerate(cells):
+        r, q = (0, 0) if k == 0 else (1 + (k - 1) // columns, (k - 1) % columns)
+        y = 0.35 + r * (1 + band)
+        canvas.text(q + 0.5, y + band - 0.02, label, ha="center", va="bottom", fontsize=6)
+        canvas.image(arr, q, y + band, **style)
+    return figure_png(canvas.done())
 
 
 def image_grid(images: torch.Tensor, columns: int = 16, scale: int = 2, gap: int = 3) -> bytes:
@@ -168,16 +162,15 @@ def maps_table(inputs: np.ndarray, maps: np.ndarray, row_titles: Sequence[str]) 
     """One row per input ``[P, 28, 28]``: the input, then the maps ``[P, C, H, W]`` it drives
     in each channel (columns titled 1..C), all maps on one colour scale."""
     p, c = maps.shape[:2]
-    fig, axes = plt.subplots(p, c + 1, figsize=((c + 1) * 0.45, p * 0.55), squeeze=False)
+    left = 0.08 * max((len(t) for t in row_titles), default=0) + 0.15
+    canvas = Canvas(left + c + 1, 0.3 + p, unit=0.5)
     top = float(maps.max()) or 1.0
+    for j in range(c):
+        canvas.text(left + j + 1.5, 0.28, str(j + 1), ha="center", va="bottom", fontsize=5)
     for r in range(p):
-        axes[r, 0].imshow(inputs[r], cmap="gray", vmin=0, vmax=1)
-        axes[r, 0].set_ylabel(row_titles[r], fontsize=5, rotation=0, ha="right", va="center")
+        y = 0.3 + r
+        canvas.text(left - 0.05, y + 0.5, row_titles[r], ha="right", va="center", fontsize=5)
+        canvas.image(inputs[r], left, y, cmap="gray", vmin=0, vmax=1)
         for j in range(c):
-            axes[r, j + 1].imshow(maps[r, j], cmap="magma", vmin=0, vmax=top)
-            if r == 0:
-                axes[r, j + 1].set_title(str(j + 1), fontsize=5)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    return figure_png(fig)
+            canvas.image(maps[r, j], left + j + 1, y, cmap="magma", vmin=0, vmax=top)
+    return figure_png(canvas.done())
