@@ -155,8 +155,8 @@ def _redundancy_step(
     report["reason"] = (
         f"conv3 {verb}: a linear map of conv2's features reproduces {r2:.1%} of the variance of what "
         f"conv3 fed to fc4; without conv3 (fc4 refitted, then retrained {config.final_epochs} epochs) "
-        f"accuracy is {acc:.2%} against {baseline:.2%} unpruned ({loss:+.2f} points, budget "
-        f"{config.budget}) and {with_layer:.2%} pruned with conv3. Channel by channel, conv3's maps correlate with "
+        f"accuracy is {acc:.2%} against {baseline:.2%} unpruned ({abs(loss):.2f} points "
+        f"{'lost' if loss > 0 else 'gained'}, budget {config.budget}) and {with_layer:.2%} pruned with conv3. Channel by channel, conv3's maps correlate with "
         f"their best-matching conv2 map at {mean_corr:.2f} on average: "
         + ("it copies single conv2 channels." if mean_corr >= COPY_CORRELATION
            else "it recombines conv2 rather than copying single channels.")
