@@ -31,24 +31,22 @@ from safetensors.torch import load_file
 from benchmarks.common import ROOT, emit, run_cli
 
 
-def torchrun(nproc: int, *args: str, threads: int) -> float:
+def python(*args: str, threads: int) -> float:
+    """Run ``python ARGS`` with ``threads`` OpenMP threads; its wall seconds."""
     import os
     import subprocess
 
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc-per-node={nproc}",
-        *args,
-    ]
     t0 = time.perf_counter()
-    result = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": str(threads)},
-                            capture_output=True, text=True)  # fmt: skip
+    result = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": str(threads)})  # fmt: skip
     if result.returncode != 0:
         raise SystemExit(result.stderr[-3000:])
     return time.perf_counter() - t0
+
+
+def torchrun(nproc: int, *args: str, threads: int) -> float:
+    launcher = ("-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}")
+    return python(*launcher, *args, threads=threads)
 
 
 def rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -82,21 +80,17 @@ def equivalence(out: Path) -> dict:
 
 
 def dissection(out: Path) -> dict:
-    """Statistics of the one-process checkpoint from `equivalence`, on 1 process and on 2."""
-    import os
-    import subprocess
+    """Statistics of the one-process checkpoint from `equivalence` (over its test split), on 1
+    process and on 2."""
+    from simpleconvnet.data import load_split
 
     script = str(ROOT / "tests" / "scripts" / "dist_stats.py")
     ckpt = str(out / "one" / "last")
-    plain = subprocess.run([sys.executable, script, ckpt, str(out / "stats1.json")], cwd=ROOT,
-                           env={**os.environ, "OMP_NUM_THREADS": "2"}, capture_output=True,
-                           text=True)  # fmt: skip
-    if plain.returncode != 0:
-        raise SystemExit(plain.stderr[-3000:])
+    python(script, ckpt, str(out / "stats1.json"), threads=2)
     torchrun(2, script, ckpt, str(out / "stats2.json"), threads=1)
     a, b = (json.loads((out / f"stats{n}.json").read_text()) for n in (1, 2))
     figures: dict = {
-        "images": 1000,
+        "images": len(load_split("mnist-5k", "test")[1]),
         "pruned_channels_one_process": a["pruned_channels"],
         "pruned_channels_two_processes": b["pruned_channels"],
         "same_channels_pruned": a["pruned_channels"] == b["pruned_channels"],

@@ -42,6 +42,14 @@ class Canvas:
     def text(self, x: float, y: float, s: str, **style) -> None:
         self.ax.text(x, y, s, **style)
 
+    def tile(
+        self, arr: np.ndarray, title: str, x: float, y: float, band: float, fontsize: float, **style
+    ) -> None:
+        """``title`` in a band of height ``band`` from ``(x, y)`` down, ``arr`` in the unit cell
+        under it."""
+        self.text(x + 0.5, y + band - 0.02, title, ha="center", va="bottom", fontsize=fontsize)
+        self.image(arr, x, y + band, **style)
+
     def title(self, s: str, y: float = 0.2, fontsize: float = 9) -> None:
         self.text(self.width / 2, y, s, ha="center", va="center", fontsize=fontsize)
 
@@ -70,10 +78,8 @@ def _tiles(
         canvas.title(suptitle)
     for i, (arr, title) in enumerate(zip(arrays, titles, strict=False)):
         r, q = divmod(i, cols)
-        y = top + r * (1 + band)
-        canvas.text(q + 0.5, y + band - 0.02, textwrap.fill(title, 24), ha="center",
-                    va="bottom", fontsize=fontsize)  # fmt: skip
-        canvas.image(arr, q, y + band, **style(arr))
+        canvas.tile(arr, textwrap.fill(title, 24), q, top + r * (1 + band), band, fontsize,
+                    **style(arr))  # fmt: skip
     return canvas.done()
 
 

@@ -135,7 +135,9 @@ def _grid_starts(k: np.ndarray, count: int) -> list[list[float]]:
     # the best grid point in each of ``count`` orientation sectors: starts in different basins
     sector = ((grid[:, 0] + 90.0 / count) % 180.0 // (180.0 / count)).astype(int)
     starts = []
-    for g in (np.flatnonzero(sector == q)[np.argmin(err[sector == q])] for q in range(count)):
+    for q in range(count):
+        members = np.flatnonzero(sector == q)
+        g = members[np.argmin(err[members])]
         theta, lam, sigma, aspect = grid[g]
         a, b = coef[g]
         starts.append(
@@ -145,8 +147,9 @@ def _grid_starts(k: np.ndarray, count: int) -> list[list[float]]:
 
 
 def gabor_fit(kernel: np.ndarray, starts: int = 4) -> GaborFit:
-    """Least-squares fit (scipy) of a Gabor to a square 2-D ``kernel``, refined from the
-    ``starts`` best points of a coarse grid; returns the best fit and its R^2."""
+    """Least-squares fit (scipy) of a Gabor to a square 2-D ``kernel``, refined from the best
+    point of a coarse grid in each of ``starts`` orientation sectors; returns the best fit and
+    its R^2."""
     k = np.asarray(kernel, dtype=np.float64)
     size = len(k)
     sst = float(((k - k.mean()) ** 2).sum())

@@ -135,9 +135,7 @@ def activation_grid(digit: np.ndarray, maps: np.ndarray, title: str, columns: in
     ]
     for k, (arr, label, style) in enumerate(cells):
         r, q = (0, 0) if k == 0 else (1 + (k - 1) // columns, (k - 1) % columns)
-        y = 0.35 + r * (1 + band)
-        canvas.text(q + 0.5, y + band - 0.02, label, ha="center", va="bottom", fontsize=6)
-        canvas.image(arr, q, y + band, **style)
+        canvas.tile(arr, label, q, 0.35 + r * (1 + band), band, 6, **style)
     return figure_png(canvas.done())
 
 
