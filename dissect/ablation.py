@@ -7,58 +7,53 @@ import torch
 from torch import nn
 
 from dissect import distributed as dist
+from dissect.specimen import Specimen, specimen_of
 
 __all__ = ["ablate_accuracy", "ablation_table", "agreement"]
 
 
 @torch.no_grad()
 def ablate_accuracy(
-    model: nn.Module,
+    model: nn.Module | Specimen,
     images: torch.Tensor,
     labels: torch.Tensor,
     layer: str | None = None,
-    channel: int | None = None,
+    channel: int | list[int] | None = None,
     batch_size: int = 500,
 ) -> torch.Tensor:
-    """Per-class accuracy ``[K]`` with channel ``channel`` of conv ``layer`` zeroed after its
-    ReLU (no ablation when ``layer`` is None). Counts are summed across ranks."""  # fmt: skip
-    handle = None
+    """Per-class accuracy ``[K]`` with channel(s) ``channel`` of conv ``layer`` zeroed after the
+    non-linearity that follows the conv (no ablation when ``layer`` is None). Counts are
+    summed across ranks."""
+    specimen = specimen_of(model)
+    k = specimen.num_classes
+    zero: dict[str, list[int]] = {}
     if layer is not None:
-        relu = getattr(model, f"relu{layer[-1]}")
+        specimen.check_layer(layer)
+        zero[layer] = [channel] if isinstance(channel, int) else list(channel or [])
 
-        def zero(module, inputs, output):
-            output = output.clone()
-            output[:, channel] = 0
-            return output
+    def counts(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        pred = specimen.run(x, {"logits"}, zero=zero)["logits"].argmax(1).cpu()
+        hits = torch.bincount(y[pred == y], minlength=k)
+        return torch.stack([hits, torch.bincount(y, minlength=k)]).double()
 
-        handle = relu.register_forward_hook(zero)
-    k = int(model.fc5.out_features)
-    device = next(model.parameters()).device
-    correct, total = torch.zeros(k, dtype=torch.float64), torch.zeros(k, dtype=torch.float64)
-    idx = torch.as_tensor(list(dist.shard(len(images))), dtype=torch.long)
-    try:
-        for start in range(0, len(idx), batch_size):
-            part = idx[start : start + batch_size]
-            y = labels[part]
-            pred = model(images[part].to(device)).argmax(1).cpu()
-            total += torch.bincount(y, minlength=k).double()
-            correct += torch.bincount(y[pred == y], minlength=k).double()
-    finally:
-        if handle is not None:
-            handle.remove()
-    return dist.all_reduce_sum(correct) / dist.all_reduce_sum(total).clamp(min=1)
+    total = dist.sharded_sum(counts, images, labels, batch_size=batch_size)
+    return total[0] / total[1].clamp(min=1)
 
 
 def ablation_table(
-    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, layers: list[str] | None = None
+    model: nn.Module | Specimen,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    layers: list[str] | None = None,
 ) -> pd.DataFrame:
     """One row per channel (1-based) of each conv layer: overall accuracy drop (points) and
     the drop for each class when that channel alone is zeroed."""
-    base = ablate_accuracy(model, images, labels)
+    specimen = specimen_of(model)
+    base = ablate_accuracy(specimen, images, labels)
     rows = []
-    for layer in layers or list(model.conv_names):
-        for c in range(int(getattr(model, layer).weight.shape[0])):
-            acc = ablate_accuracy(model, images, labels, layer, c)
+    for layer in layers or specimen.conv_names:
+        for c in range(int(specimen.conv(layer).weight.shape[0])):
+            acc = ablate_accuracy(specimen, images, labels, layer, c)
             drop = (base - acc) * 100
             row = {"layer": layer, "channel": c + 1, "drop": float(drop.mean())}
             row.update({f"drop_class_{k}": float(d) for k, d in enumerate(drop)})

@@ -1,5 +1,6 @@
-"""Activations of conv layers, by layer name: the maps a person looks at and the statistics
-other modules build on. Inputs are pixels ``[N, 1, 28, 28]`` in [0, 1]."""
+"""Activations of conv layers, by module path: the maps a person looks at and the statistics
+other modules build on. Every function takes a model or a :class:`~dissect.specimen.Specimen`
+and pixel images ``[N, C, H, W]`` in [0, 1]."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import torch
 from torch import nn
 
 from dissect import distributed as dist
-from dissect.errors import AuditError
+from dissect.specimen import Specimen, specimen_of
 
 __all__ = [
     "check_layer",
@@ -18,69 +19,64 @@ __all__ = [
     "activation_stats",
 ]
 
-
-def check_layer(model: nn.Module, layer: str) -> int:
-    """1-based block index of conv ``layer``; a bad name is one clear error listing the valid ones."""
-    names = list(getattr(model, "conv_names", []))
-    if layer not in names:
-        raise AuditError(
-            f"no conv layer {layer!r} in this model: valid layers are {', '.join(names)}"
-        )
-    return names.index(layer) + 1
+Model = nn.Module | Specimen
 
 
-def block_input(model: nn.Module, layer: str, x: torch.Tensor) -> torch.Tensor:
-    """What conv ``layer`` reads: the normalised image for conv1, else the previous block's
-    pooled output. ``[N, C_in, H, W]``, on the model's device (``x`` may be elsewhere)."""
-    i = check_layer(model, layer)
-    h = model.normalize(x.to(next(model.parameters()).device))
-    for j in range(1, i):
-        h = model.block(j, h)
-    return h
+def check_layer(model: Model, layer: str) -> int:
+    """1-based position of conv ``layer``; a bad name is one clear error listing the conv layers."""
+    return specimen_of(model).check_layer(layer) + 1
 
 
-def conv_output(model: nn.Module, layer: str, x: torch.Tensor) -> torch.Tensor:
-    """Pre-activation output of conv ``layer``: ``[N, C_out, H, W]``."""
-    return getattr(model, layer)(block_input(model, layer, x))
+def block_input(model: Model, layer: str, x: torch.Tensor) -> torch.Tensor:
+    """What conv ``layer`` reads in the real forward pass: ``[N, C_in, H, W]``, on the model's
+    device (``x`` may be elsewhere)."""
+    specimen = specimen_of(model)
+    specimen.check_layer(layer)
+    return specimen.run(x, {f"{layer}:in"})[f"{layer}:in"]
 
 
-def layer_activation(model: nn.Module, layer: str, x: torch.Tensor) -> torch.Tensor:
-    """Post-ReLU map of conv ``layer`` (before pooling): ``[N, C_out, H, W]``."""
-    return torch.relu(conv_output(model, layer, x))
+def conv_output(model: Model, layer: str, x: torch.Tensor) -> torch.Tensor:
+    """What conv ``layer`` writes (before its non-linearity): ``[N, C_out, H, W]``."""
+    specimen = specimen_of(model)
+    specimen.check_layer(layer)
+    return specimen.run(x, {layer})[layer]
+
+
+def layer_activation(model: Model, layer: str, x: torch.Tensor) -> torch.Tensor:
+    """Conv ``layer``'s map after the non-linearity that follows it (before pooling):
+    ``[N, C_out, H, W]``."""
+    specimen = specimen_of(model)
+    specimen.check_layer(layer)
+    return specimen.run(x, {f"{layer}:post"})[f"{layer}:post"]
 
 
 @torch.no_grad()
-def activation_maps(model: nn.Module, layer: str, x: torch.Tensor) -> torch.Tensor:
-    """Post-ReLU maps of every channel of ``layer`` for the images ``x``: ``[N, C, H, W]``."""
+def activation_maps(model: Model, layer: str, x: torch.Tensor) -> torch.Tensor:
+    """Post-activation maps of every channel of ``layer`` for the images ``x``: ``[N, C, H, W]``."""
     return layer_activation(model, layer, x)
 
 
 @torch.no_grad()
 def activation_stats(
-    model: nn.Module, layer: str, images: torch.Tensor, batch_size: int = 500
+    model: Model, layer: str, images: torch.Tensor, batch_size: int = 500
 ) -> dict[str, torch.Tensor]:
     """Per channel over a data set (this rank's shard, summed across ranks): ``mean``, ``std``
-    of the post-ReLU activation over images and positions, and ``active`` (share of positive
+    of the post-activation map over images and positions, and ``active`` (share of positive
     values). Each ``[C]``."""
-    device = next(model.parameters()).device
-    idx = torch.as_tensor(list(dist.shard(len(images))), dtype=torch.long)
-    sums = None
-    for start in range(0, len(idx), batch_size):
-        a = (
-            layer_activation(model, layer, images[idx[start : start + batch_size]].to(device))
-            .double()
-            .cpu()
-        )
-        part = torch.stack(
-            [a.sum((0, 2, 3)), (a * a).sum((0, 2, 3)), (a > 0).double().sum((0, 2, 3))]
-        )
-        n = torch.tensor(float(a.shape[0] * a.shape[2] * a.shape[3]))
-        sums = (part, n) if sums is None else (sums[0] + part, sums[1] + n)
-    assert sums is not None
-    total, n = dist.all_reduce_sum(sums[0]), dist.all_reduce_sum(sums[1])
-    mean = total[0] / n
+    specimen = specimen_of(model)
+
+    def part(batch: torch.Tensor) -> torch.Tensor:
+        a = layer_activation(specimen, layer, batch).double().cpu()
+        n = float(a.shape[0] * a.shape[2] * a.shape[3])
+        sums = [a.sum((0, 2, 3)), (a * a).sum((0, 2, 3)), (a > 0).double().sum((0, 2, 3))]
+        return torch.cat([torch.stack(sums).flatten(), torch.tensor([n], dtype=torch.float64)])
+
+    total = dist.sharded_sum(part, images, batch_size)
+    c = (len(total) - 1) // 3
+    sums, n = total[:-1].view(3, c), total[-1]
+    mean = sums[0] / n
     return {
         "mean": mean.float(),
-        "std": (total[1] / n - mean**2).clamp(min=0).sqrt().float(),
-        "active": (total[2] / n).float(),
+        "std": (sums[1] / n - mean**2).clamp(min=0).sqrt().float(),
+        "active": (sums[2] / n).float(),
     }

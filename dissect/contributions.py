@@ -13,10 +13,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from dissect import distributed as dist
-from dissect.activations import block_input, check_layer, layer_activation
+from dissect.specimen import Specimen, specimen_of
 
 __all__ = [
     "contributions",
+    "inner_channels",
     "layer_contributions",
     "contribution_table",
     "ROLE_WEAK",
@@ -27,26 +28,44 @@ ROLE_WEAK = 0.5  # weak: a share under half of an equal split (0.5 / C_in) of th
 ROLE_THRESHOLD = 0.5  # |correlation of a_j with x_j| from which a_j reinforces / negates x_j
 
 
-def _conv_args(conv: nn.Module) -> tuple[int | tuple, int | tuple]:
-    return getattr(conv, "stride", 1), getattr(conv, "padding", 0)
+def inner_channels(conv: nn.Module, out_channel: int) -> range:
+    """The input channels outer channel ``out_channel`` reads (all of them unless grouped)."""
+    groups = int(getattr(conv, "groups", 1))
+    per_group = int(conv.weight.shape[1])
+    g = out_channel // (int(conv.weight.shape[0]) // groups)
+    return range(g * per_group, (g + 1) * per_group)
 
 
 def contributions(conv: nn.Module, x: torch.Tensor, out_channel: int) -> torch.Tensor:
-    """``a [N, C_in, H_out, W_out]`` for outer channel ``out_channel`` of ``conv`` on its input
-    ``x [N, C_in, H, W]``: ``bias + a.sum(1)`` equals ``conv(x)[:, out_channel]``."""
-    weight = conv.weight[out_channel].unsqueeze(1)  # [C_in, 1, k, k]
-    stride, padding = _conv_args(conv)
-    return F.conv2d(x, weight, None, stride, padding, groups=x.shape[1])
+    """``a [N, C_read, H_out, W_out]`` for outer channel ``out_channel`` of ``conv`` on its input
+    ``x [N, C_in, H, W]``, one map per inner channel it reads (:func:`inner_channels`):
+    ``bias + a.sum(1)`` equals ``conv(x)[:, out_channel]`` for any kernel size, stride,
+    padding and padding mode, dilation and groups."""
+    weight = conv.weight[out_channel].unsqueeze(1)  # [C_read, 1, kh, kw]
+    x = x[:, inner_channels(conv, out_channel)]
+    padding = getattr(conv, "padding", 0)
+    mode = getattr(conv, "padding_mode", "zeros")
+    if mode != "zeros":
+        x = F.pad(x, conv._reversed_padding_repeated_twice, mode=mode)  # type: ignore[arg-type]
+        padding = 0
+    stride, dilation = getattr(conv, "stride", 1), getattr(conv, "dilation", 1)
+    return F.conv2d(x, weight, None, stride, padding, dilation, groups=x.shape[1])
 
 
-def layer_contributions(model: nn.Module, layer: str, images: torch.Tensor, out_channel: int):
-    """``(x [N, C_in, H, W], a [N, C_in, H', W'], bias, y [N, H', W'])`` for pixel images."""
-    check_layer(model, layer)
-    conv = getattr(model, layer)
-    x = block_input(model, layer, images)
+def layer_contributions(
+    model: nn.Module | Specimen, layer: str, images: torch.Tensor, out_channel: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(x [N, C_read, H, W], a [N, C_read, H', W'], bias, y [N, H', W'])`` for pixel images:
+    what outer channel ``out_channel`` of ``layer`` reads, its contributions, its bias and its
+    output in the real forward pass (``bias + a.sum(1) == y``)."""
+    specimen = specimen_of(model)
+    conv = specimen.conv(layer)
+    acts = specimen.run(images, {f"{layer}:in", layer})
+    x = acts[f"{layer}:in"]
     a = contributions(conv, x, out_channel)
-    bias = conv.bias[out_channel].detach() if conv.bias is not None else torch.zeros(())
-    return x, a, bias, conv(x)[:, out_channel]
+    bias = getattr(conv, "bias", None)
+    b = bias[out_channel].detach() if bias is not None else torch.zeros((), device=a.device)
+    return x[:, inner_channels(conv, out_channel)], a, b, acts[layer][:, out_channel]
 
 
 def _corr(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -58,25 +77,22 @@ def _corr(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _dataset_shares(model, layer, images, out_channel, batch_size=250) -> torch.Tensor:
+def _dataset_shares(
+    specimen: Specimen, layer: str, images: torch.Tensor, out_channel: int
+) -> torch.Tensor:
     """Mean over images of each a_j's signed share (a_j summed over positions, over the sum of
     their magnitudes); computed on this rank's shard and reduced across ranks."""
-    idx = torch.as_tensor(list(dist.shard(len(images))), dtype=torch.long)
-    device = next(model.parameters()).device
-    total = None
-    for start in range(0, len(idx), batch_size):
-        _, a, _, _ = layer_contributions(
-            model, layer, images[idx[start : start + batch_size]].to(device), out_channel
-        )
-        per = a.sum((2, 3)).double()
-        share = (per / per.abs().sum(1, keepdim=True).clamp(min=1e-12)).sum(0).cpu()
-        total = share if total is None else total + share
-    return dist.all_reduce_sum(total) / len(images)
+
+    def shares(batch: torch.Tensor) -> torch.Tensor:
+        per = layer_contributions(specimen, layer, batch, out_channel)[1].sum((2, 3)).double()
+        return (per / per.abs().sum(1, keepdim=True).clamp(min=1e-12)).sum(0)
+
+    return dist.sharded_sum(shares, images, batch_size=250) / len(images)
 
 
 @torch.no_grad()
 def contribution_table(
-    model: nn.Module,
+    model: nn.Module | Specimen,
     layer: str,
     out_channel: int,
     image: torch.Tensor,
@@ -85,7 +101,8 @@ def contribution_table(
     inner_descriptions: list[str] | None = None,
 ) -> pd.DataFrame:
     """One row per inner channel ``j`` (1-based) of outer channel ``out_channel`` of ``layer``,
-    for one pixel image ``[1, 1, 28, 28]`` (and, with ``data``, shares averaged over a data set).
+    for one pixel image ``[1, C, H, W]`` (and, with ``data``, shares averaged over a data set).
+    Rows are the inner channels the outer channel reads (all of them unless the conv is grouped).
 
     Columns: description of x_j, weight summary, a_j's share of the output on the image
     (a_j summed over positions, signed, over sum_j of their magnitudes), its share over the data set, correlation of a_j with y, the running
@@ -94,14 +111,16 @@ def contribution_table(
     ``other``. A last row
     holds the bias; the table's total equals y summed over positions.
     """
-    x, a, bias, y = layer_contributions(model, layer, image, out_channel)
-    w = getattr(model, layer).weight[out_channel]
+    specimen = specimen_of(model)
+    x, a, bias, y = layer_contributions(specimen, layer, image, out_channel)
+    w = specimen.conv(layer).weight[out_channel]
+    reads = list(inner_channels(specimen.conv(layer), out_channel))
     per = a.sum((0, 2, 3)).double()
     share = per / per.abs().sum().clamp(min=1e-12)
     same_size = x.shape[2:] == a.shape[2:]
     with_x = _corr(a, x) if same_size else torch.full((a.shape[1],), float("nan"))
     with_y = _corr(a, y.unsqueeze(1).expand_as(a))
-    data_share = _dataset_shares(model, layer, data, out_channel) if data is not None else None
+    data_share = _dataset_shares(specimen, layer, data, out_channel) if data is not None else None
     rows = []
     for j in range(a.shape[1]):
         weak = (
@@ -111,8 +130,8 @@ def contribution_table(
             "reinforces" if with_x[j] >= ROLE_THRESHOLD else "negates" if with_x[j] <= -ROLE_THRESHOLD else "other"
         )  # fmt: skip
         rows.append({
-            "j": j + 1,
-            "x_j": inner_descriptions[j] if inner_descriptions else ("input image" if a.shape[1] == 1 else f"channel {j + 1}"),
+            "j": reads[j] + 1,
+            "x_j": inner_descriptions[reads[j]] if inner_descriptions else ("input image" if len(reads) == 1 else f"channel {reads[j] + 1}"),
             "w_sum": float(w[j].sum()), "w_abs_sum": float(w[j].abs().sum()), "w_max": float(w[j].max()), "w_min": float(w[j].min()),
             "a_j": float(per[j]), "share_image": float(share[j]),
             "share_data": float(data_share[j]) if data_share is not None else float("nan"),
@@ -125,6 +144,3 @@ def contribution_table(
     table = pd.DataFrame(rows)
     table.attrs.update(layer=layer, channel=out_channel + 1, y_sum=float(y.sum()))
     return table
-
-
-__all__ += ["layer_activation"]

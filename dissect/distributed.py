@@ -7,6 +7,7 @@ collective reductions; files are written by rank 0 only.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import timedelta
 
 import torch
@@ -121,4 +122,20 @@ def broadcast_object(obj, src: int = 0):
     return box[0]
 
 
-__all__ += ["broadcast_object", "launched_by_torchrun"]
+def sharded_sum(
+    fn: Callable[..., torch.Tensor], *data: torch.Tensor, batch_size: int = 500
+) -> torch.Tensor:
+    """The data-set-wide loop: ``fn(*batch)`` over this rank's shard of ``data`` (tensors indexed
+    together along dim 0), in batches, summed in float64 on the CPU, then summed across ranks."""
+    idx = torch.as_tensor(list(shard(len(data[0]))), dtype=torch.long)
+    total: torch.Tensor | None = None
+    for start in range(0, len(idx), batch_size):
+        part = idx[start : start + batch_size]
+        value = fn(*(d[part] for d in data)).detach().double().cpu()
+        total = value if total is None else total + value
+    if total is None:  # a rank with no data still takes part in the reduction
+        total = fn(*(d[:1] for d in data)).detach().double().cpu() * 0
+    return all_reduce_sum(total)
+
+
+__all__ += ["broadcast_object", "launched_by_torchrun", "sharded_sum"]

@@ -1,5 +1,6 @@
-"""Input images for the command line: a test-set index or a PNG file, converted the way MNIST
-digits are (grey, 28x28, white digit on black, in [0, 1])."""
+"""Input images for the command line: a test-set index or an image file, converted to the
+model's input (grey or colour, its size, in [0, 1]; a grey image with a light background is
+inverted to white on black, the way MNIST digits are)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ from dissect.errors import AuditError
 __all__ = ["load_png", "select_image"]
 
 
-def load_png(path: str | Path) -> tuple[torch.Tensor, list[str]]:
-    """``([1, 1, 28, 28] in [0, 1], notes)``: notes say each conversion that was made."""
+def load_png(
+    path: str | Path, shape: tuple[int, int, int] = (1, 28, 28)
+) -> tuple[torch.Tensor, list[str]]:
+    """``([1, C, H, W] in [0, 1], notes)`` for the input ``shape`` (C is 1 or 3); notes say
+    each conversion that was made."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -28,19 +32,24 @@ def load_png(path: str | Path) -> tuple[torch.Tensor, list[str]]:
         raise AuditError(
             f"{str(path)!r} is not a readable image ({exc}): give a PNG file"
         ) from None
+    channels, h, w = shape
+    if channels not in (1, 3):
+        raise AuditError(f"image files can feed models of 1 or 3 input channels, not {channels}")
     notes = []
-    if img.mode not in ("L", "1"):
-        notes.append(f"converted from {img.mode} to grey")
-        img = img.convert("L")
-    if img.size != (28, 28):
-        notes.append(f"resized from {img.size[0]}x{img.size[1]} to 28x28")
-        img = img.resize((28, 28), Image.Resampling.LANCZOS)
-    a = np.asarray(img, dtype=np.float32) / 255.0
-    border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
-    if border.mean() > 0.5:
-        notes.append("inverted to white on black")
-        a = 1.0 - a
-    return torch.from_numpy(a.copy())[None, None], notes
+    mode = "L" if channels == 1 else "RGB"
+    if img.mode != mode and not (mode == "L" and img.mode == "1"):
+        notes.append(f"converted from {img.mode} to {'grey' if mode == 'L' else 'RGB'}")
+    img = img.convert(mode)
+    if img.size != (w, h):
+        notes.append(f"resized from {img.size[0]}x{img.size[1]} to {w}x{h}")
+        img = img.resize((w, h), Image.Resampling.LANCZOS)
+    a = np.asarray(img, dtype=np.float32).reshape(h, w, channels).transpose(2, 0, 1) / 255.0
+    if channels == 1:
+        border = np.concatenate([a[0, 0], a[0, -1], a[0, :, 0], a[0, :, -1]])
+        if border.mean() > 0.5:
+            notes.append("inverted to white on black")
+            a = 1.0 - a
+    return torch.from_numpy(a.copy())[None], notes
 
 
 def select_image(
@@ -54,5 +63,5 @@ def select_image(
                 f"image index {i} is out of range: the test set has images 0..{len(images) - 1}"
             )
         return images[i : i + 1], int(labels[i]), []
-    image, notes = load_png(spec)
+    image, notes = load_png(spec, tuple(images.shape[1:]))  # type: ignore[arg-type]
     return image, None, notes

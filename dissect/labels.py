@@ -15,8 +15,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from dissect.activations import check_layer, layer_activation
+from dissect.activations import layer_activation
 from dissect.probes import ProbeSet, make_probes
+from dissect.specimen import Specimen, specimen_of
 
 __all__ = [
     "probe_responses",
@@ -33,13 +34,13 @@ SECONDARY_RATIO = 0.85  # a second class this close to the best is named as seco
 
 @torch.no_grad()
 def probe_responses(
-    model: nn.Module, layer: str, probes: ProbeSet | None = None
+    model: nn.Module | Specimen, layer: str, probes: ProbeSet | None = None
 ) -> tuple[torch.Tensor, list[str]]:
     """``([C, K] best peak activation over each class's variants, K class names)``."""
-    check_layer(model, layer)
-    probes = probes or make_probes()
-    device = next(model.parameters()).device
-    maps = layer_activation(model, layer, probes.images.to(device))
+    specimen = specimen_of(model)
+    specimen.check_layer(layer)
+    probes = probes or make_probes(specimen.spec.shape)
+    maps = layer_activation(specimen, layer, probes.images)
     h, w = maps.shape[2:]
     # the central half only: probes run to the image border, where zero padding adds edges
     peak = maps[:, :, h // 4 : h - h // 4, w // 4 : w - w // 4].amax((2, 3)).cpu()  # [P, C]
@@ -48,11 +49,12 @@ def probe_responses(
     return torch.stack(per_class, 1).contiguous(), names
 
 
-def probes_for(model: nn.Module, layer: str, probes: ProbeSet | None = None) -> ProbeSet:
-    """The probes that fit a layer's receptive field: the first layer sees 5x5 patches, so it
+def probes_for(model: nn.Module | Specimen, layer: str, probes: ProbeSet | None = None) -> ProbeSet:
+    """The probes that fit a layer's receptive field: the first layer sees small patches, so it
     is described by lines and edges only; deeper layers by every probe class."""
-    probes = probes or make_probes()
-    if check_layer(model, layer) > 1:
+    specimen = specimen_of(model)
+    probes = probes or make_probes(specimen.spec.shape)
+    if specimen.check_layer(layer) > 0:
         return probes
     keep = [i for i, kind in enumerate(probes.kinds) if kind in ("line", "edge")]
     return ProbeSet(
@@ -60,7 +62,9 @@ def probes_for(model: nn.Module, layer: str, probes: ProbeSet | None = None) -> 
     )
 
 
-def describe_layer(model: nn.Module, layer: str, probes: ProbeSet | None = None) -> pd.DataFrame:
+def describe_layer(
+    model: nn.Module | Specimen, layer: str, probes: ProbeSet | None = None
+) -> pd.DataFrame:
     """One row per channel (1-based): description, confidence, secondary function,
     best and second response."""
     responses, names = probe_responses(model, layer, probes_for(model, layer, probes))
@@ -84,9 +88,10 @@ def describe_layer(model: nn.Module, layer: str, probes: ProbeSet | None = None)
     return pd.DataFrame(rows)
 
 
-def describe_model(model: nn.Module) -> pd.DataFrame:
+def describe_model(model: nn.Module | Specimen) -> pd.DataFrame:
     """:func:`describe_layer` for every conv layer, stacked."""
-    probes = make_probes()
+    specimen = specimen_of(model)
+    probes = make_probes(specimen.spec.shape)
     return pd.concat(
-        [describe_layer(model, n, probes) for n in model.conv_names], ignore_index=True
+        [describe_layer(specimen, n, probes) for n in specimen.conv_names], ignore_index=True
     )

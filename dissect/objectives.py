@@ -1,7 +1,8 @@
 """Objectives to maximise, as small composable factories.
 
 An objective maps the captured activations (a dict: ``"input"`` the image in [0, 1],
-``"convI"`` pre-activation, ``"reluI"`` post-activation, ``"logits"``, ``"log_softmax"``) to
+``"LAYER"`` a conv layer's output, ``"LAYER:post"`` after its non-linearity, ``"logits"`` the
+class scores, ``"log_softmax"``; see :class:`~dissect.specimen.Specimen`) to
 one value per image ``[N]``. Objectives add, subtract and scale:
 ``channel("conv2", 3) - 0.1 * channel("conv2", 5)``.
 """
@@ -55,7 +56,8 @@ class Objective:
 
 
 def channel(layer: str, n: int) -> Objective:
-    """Mean activation of outer channel ``n`` (0-based) of ``layer`` (a conv or relu name)."""
+    """Mean activation of outer channel ``n`` (0-based) of ``layer`` (``"conv2"`` before its
+    non-linearity, ``"conv2:post"`` after it)."""
     return Objective(lambda a: a[layer][:, n].mean((1, 2)), {layer}, f"{layer}:{n}")
 
 

@@ -1,4 +1,4 @@
-"""Probes: synthetic 28x28 inputs (white on black, pixels in [0, 1]) used to label channels.
+"""Probes: synthetic inputs (28x28 by default, or the model's own input shape) (white on black, pixels in [0, 1]) used to label channels.
 
 Each probe class has several variants (widths, positions). Class names are the descriptions a
 channel gets when it responds most to that class. Angles: degrees counter-clockwise from the
@@ -50,10 +50,10 @@ class ProbeSet:
         return list(dict.fromkeys(self.classes))
 
 
-def _coords() -> tuple[np.ndarray, np.ndarray]:
-    c = SIZE // 2  # pixel (14, 14) is the centre, so lines of odd width sit on pixel rows
-    rows, cols = np.mgrid[0:SIZE, 0:SIZE].astype(np.float64)
-    return cols - c, -(rows - c)
+def _coords(size: tuple[int, int] = (SIZE, SIZE)) -> tuple[np.ndarray, np.ndarray]:
+    h, w = size  # pixel (h // 2, w // 2) is the centre, so lines of odd width sit on pixel rows
+    rows, cols = np.mgrid[0:h, 0:w].astype(np.float64)
+    return cols - w // 2, -(rows - h // 2)
 
 
 def _inside(d: np.ndarray) -> np.ndarray:
@@ -62,11 +62,16 @@ def _inside(d: np.ndarray) -> np.ndarray:
 
 
 def line(
-    angle: float, width: float, offset: float, length: float | None = None, shift: float = 0.0
+    angle: float,
+    width: float,
+    offset: float,
+    length: float | None = None,
+    shift: float = 0.0,
+    size: tuple[int, int] = (SIZE, SIZE),
 ) -> np.ndarray:
     """A bright line along ``angle`` through a point ``offset`` px off the centre (across it);
     with ``length``, a segment from ``shift`` along the line for ``length`` px."""
-    x, y = _coords()
+    x, y = _coords(size)
     t = np.deg2rad(angle)
     along = x * np.cos(t) + y * np.sin(t)
     across = -x * np.sin(t) + y * np.cos(t) - offset
@@ -76,37 +81,47 @@ def line(
     return img
 
 
-def edge(towards: float, offset: float, thickness: float = 60.0) -> np.ndarray:
+def edge(
+    towards: float, offset: float, thickness: float = 60.0, size: tuple[int, int] = (SIZE, SIZE)
+) -> np.ndarray:
     """A bright half-plane (a stroke wider than the image) whose one boundary runs near the
     centre; ``towards`` is the direction from the boundary into the bright part."""
-    x, y = _coords()
+    x, y = _coords(size)
     t = np.deg2rad(towards)
     inside = x * np.cos(t) + y * np.sin(t) - offset
     return _inside(-inside) * _inside(inside - thickness) * (inside > -1e-9)
 
 
-def arc(opening: float, radius: float, width: float = 2.0) -> np.ndarray:
+def arc(
+    opening: float, radius: float, width: float = 2.0, size: tuple[int, int] = (SIZE, SIZE)
+) -> np.ndarray:
     """Half a ring whose open side faces ``opening`` (degrees), centred on the image."""
-    x, y = _coords()
+    x, y = _coords(size)
     t = np.deg2rad(opening)
     ring = _inside(np.abs(np.hypot(x, y) - radius) - width / 2)
     return ring * ((x * np.cos(t) + y * np.sin(t)) <= 0.5)
 
 
-def corner(direction: float, width: float = 2.0, arm: float = 9.0) -> np.ndarray:
+def corner(
+    direction: float, width: float = 2.0, arm: float = 9.0, size: tuple[int, int] = (SIZE, SIZE)
+) -> np.ndarray:
     """Two arms meeting at the centre at a right angle, the corner opening towards
     ``direction`` (one of 45, 135, 225, 315)."""
-    a = line(direction - 45, width, 0.0, length=arm, shift=0.0)
-    b = line(direction + 45, width, 0.0, length=arm, shift=0.0)
+    a = line(direction - 45, width, 0.0, length=arm, shift=0.0, size=size)
+    b = line(direction + 45, width, 0.0, length=arm, shift=0.0, size=size)
     return np.maximum(a, b)
 
 
-def make_probes() -> ProbeSet:
+def make_probes(shape: tuple[int, int, int] = (1, SIZE, SIZE)) -> ProbeSet:
     """Edges (8 sides x 3 positions), lines (4 angles x 3 widths x 5 positions), corners
-    (4 openings x 2 widths), curves (4 openings x 3 radii) and line ends (4 x 3 widths).
+    (4 openings x 2 widths), curves (4 openings x 3 radii) and line ends (4 x 3 widths), drawn
+    at the model's input ``shape`` (C, H, W; grey strokes in every channel); positions, radii
+    and lengths scale with the image, stroke widths stay in pixels.
 
     Edges come first: an odd (edge) filter answers a thick line's side as strongly as a
     half-plane, and ties go to the earlier class, so it is called an edge detector."""
+    channels, h, w = shape
+    size, k = (h, w), min(h, w) / SIZE
     images, classes, kinds = [], [], []
 
     def add(img: np.ndarray, name: str, kind: str) -> None:
@@ -117,16 +132,16 @@ def make_probes() -> ProbeSet:
     for sides in EDGE_SIDES.values():
         for name, towards in sides:
             for offset in (-4.0, 0.0, 4.0):
-                add(edge(towards, offset), name, "edge")
+                add(edge(towards, k * offset, size=size), name, "edge")
     for angle, name in LINE_NAMES.items():
         for width in (1.0, 2.5, 4.0):
             for offset in (-6.0, -3.0, 0.0, 3.0, 6.0):
-                add(line(angle, width, offset), name, "line")
+                add(line(angle, width, k * offset, size=size), name, "line")
     corner_names = {45: "corner opening up-right", 135: "corner opening up-left",
                     225: "corner opening down-left", 315: "corner opening down-right"}  # fmt: skip
     for direction, name in corner_names.items():
         for width in (1.5, 3.0):
-            add(corner(direction, width), name, "corner")
+            add(corner(direction, width, 9.0 * k, size=size), name, "corner")
     curve_names = {
         0: "curve opening right",
         90: "curve opening up",
@@ -135,11 +150,11 @@ def make_probes() -> ProbeSet:
     }
     for opening, name in curve_names.items():
         for radius in (4.0, 6.0, 8.0):
-            add(arc(opening, radius), name, "curve")
+            add(arc(opening, k * radius, size=size), name, "curve")
     end_names = {0: "left end of a horizontal line", 180: "right end of a horizontal line",
                  90: "bottom end of a vertical line", 270: "top end of a vertical line"}  # fmt: skip
     for direction, name in end_names.items():
         for width in (1.5, 2.5, 3.5):
-            add(line(direction, width, 0.0, length=12.0, shift=0.0), name, "line end")
-    tensor = torch.tensor(np.stack(images), dtype=torch.float32)[:, None]
+            add(line(direction, width, 0.0, 12.0 * k, 0.0, size), name, "line end")
+    tensor = torch.tensor(np.stack(images), dtype=torch.float32)[:, None].repeat(1, channels, 1, 1)
     return ProbeSet(tensor.clamp(0, 1), classes, kinds)

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from dissect.activations import check_layer
 from dissect.errors import AuditError
 from dissect.objectives import Objective, channels_batch, classes_batch, l2, total_variation
-from dissect.param import PARAMETRISATIONS
+from dissect.param import PARAMETRISATIONS, Param
+from dissect.specimen import Specimen, specimen_of
 from dissect.transforms import Transform, default_transforms
 
 __all__ = [
@@ -29,37 +29,17 @@ __all__ = [
 ]
 
 
-def _depth(model: nn.Module, needs: set[str]) -> int:
-    """How many conv blocks must run to produce every activation in ``needs`` (99: the head)."""
-    depth = 0
-    for name in needs:
-        if name == "input":
-            continue
-        if name in ("logits", "log_softmax"):
-            return 99
-        depth = max(depth, int(name[-1]))
-    return depth
-
-
-def capture(model: nn.Module, images: torch.Tensor, needs: set[str]) -> dict[str, torch.Tensor]:
-    """Run ``model`` on pixel images ``[N, 1, 28, 28]`` only as deep as ``needs`` requires and
-    return the activations by name (``input``, ``convI``, ``reluI``, ``logits``, ``log_softmax``)."""
-    acts = {"input": images}
-    depth = _depth(model, needs)
-    h = model.normalize(images)
-    for i in range(1, min(depth, len(model.conv_names)) + 1):
-        pre = getattr(model, f"conv{i}")(h)
-        post = torch.relu(pre)
-        acts[f"conv{i}"], acts[f"relu{i}"] = pre, post
-        h = getattr(model, f"pool{i}")(post)
-    if depth == 99:
-        logits = model.fc5(model.fc4(torch.flatten(h, 1)))
-        acts["logits"], acts["log_softmax"] = logits, torch.log_softmax(logits, 1)
-    return acts
+def capture(
+    model: nn.Module | Specimen, images: torch.Tensor, needs: set[str]
+) -> dict[str, torch.Tensor]:
+    """Run the model on pixel images ``[N, C, H, W]`` only as deep as ``needs`` requires and
+    return the activations by name (``input``, ``LAYER``, ``LAYER:post``, ``logits``,
+    ``log_softmax``; see :class:`~dissect.specimen.Specimen`)."""
+    return specimen_of(model).run(images, needs | {"input"})
 
 
 def render(
-    model: nn.Module,
+    model: nn.Module | Specimen,
     objective: Objective,
     n: int,
     *,
@@ -69,13 +49,15 @@ def render(
     transforms: Transform | None = None,
     seed: int = 0,
 ) -> torch.Tensor:
-    """Maximise ``objective`` (summed over the batch) for ``n`` images; returns ``[n, 1, 28, 28]``
-    in [0, 1]. Only the images are optimised; the model is left unchanged."""
+    """Maximise ``objective`` (summed over the batch) for ``n`` images; returns ``[n, C, H, W]``
+    in [0, 1] at the model's input shape. Only the images are optimised; the model is left
+    unchanged."""
     if param not in PARAMETRISATIONS:
         raise AuditError(f"unknown parametrisation {param!r}: use {', '.join(PARAMETRISATIONS)}")
-    device = next(model.parameters()).device
+    specimen = specimen_of(model)
+    model = specimen.model
     g = torch.Generator().manual_seed(seed)
-    params, to_image = PARAMETRISATIONS[param](n, g, device=device)
+    params, to_image = _start(specimen, n, g, param)
     transforms = transforms or default_transforms()
     optimizer = torch.optim.Adam(params, lr=lr)
     was_training = model.training
@@ -87,7 +69,7 @@ def render(
         for _ in range(steps):
             optimizer.zero_grad()
             image = transforms(to_image(), g)
-            loss = -objective(capture(model, image, objective.needs)).sum()
+            loss = -objective(capture(specimen, image, objective.needs)).sum()
             loss.backward()
             optimizer.step()
     finally:
@@ -99,9 +81,10 @@ def render(
 
 @dataclass(frozen=True)
 class Superstimuli:
-    """``images [C, 1, 28, 28]`` in [0, 1]; ``activation [C]`` the post-ReLU mean activation each
+    """``images [C, C_in, H, W]`` in [0, 1]; ``activation [C]`` the post-activation mean each
     reaches in its own unit (or the class probability); ``used[c]`` is ``"post"`` or ``"pre"``:
-    which activation was optimised (``pre`` where the ReLU gave no gradient at the start)."""
+    which activation was optimised (``pre`` where the non-linearity gave no gradient at the
+    start)."""
 
     images: torch.Tensor
     activation: torch.Tensor
@@ -112,37 +95,36 @@ class Superstimuli:
 DEFAULT_REGULARISERS = 0.1 * total_variation() + 0.05 * l2()
 
 
+def _start(specimen: Specimen, n: int, g: torch.Generator, param: str) -> Param:
+    return PARAMETRISATIONS[param](n, g, shape=specimen.spec.shape, device=specimen.device)
+
+
 @torch.no_grad()
 def _dead_at_start(
-    model: nn.Module, i: int, idx: torch.Tensor, seed: int, param: str
+    specimen: Specimen, layer: str, idx: torch.Tensor, seed: int, param: str
 ) -> torch.Tensor:
-    """Which of channels ``idx`` have zero post-ReLU activation everywhere on their start image."""
-    g = torch.Generator().manual_seed(seed)
-    _, to_image = PARAMETRISATIONS[param](len(idx), g, device=next(model.parameters()).device)
-    post = capture(model, to_image(), {f"relu{i}"})[f"relu{i}"]
+    """Which of channels ``idx`` have no positive activation anywhere on their start image."""
+    _, to_image = _start(specimen, len(idx), torch.Generator().manual_seed(seed), param)
+    post = capture(specimen, to_image(), {f"{layer}:post"})[f"{layer}:post"]
     return (post[torch.arange(len(idx)), idx.to(post.device)].amax((1, 2)) <= 0).cpu()
 
 
-def _layer_width(model: nn.Module, layer: str) -> int:
-    return int(getattr(model, layer).weight.shape[0])
-
-
-def _fire_or_rise(i: int, idx: torch.Tensor) -> Objective:
-    """Image ``b`` maximises the post-ReLU mean of channel ``idx[b]`` where the channel fires
-    somewhere (so the ReLU passes a gradient), else its pre-activation mean."""
-    post, pre = channels_batch(f"relu{i}", idx), channels_batch(f"conv{i}", idx)
+def _fire_or_rise(layer: str, idx: torch.Tensor) -> Objective:
+    """Image ``b`` maximises the post-activation mean of channel ``idx[b]`` where the channel
+    fires somewhere (so the non-linearity passes a gradient), else its pre-activation mean."""
+    post, pre = channels_batch(f"{layer}:post", idx), channels_batch(layer, idx)
     rows = torch.arange(len(idx))
 
     def fn(a: dict[str, torch.Tensor]) -> torch.Tensor:
-        relu = a[f"relu{i}"]
-        fires = relu[rows, idx.to(relu.device)].amax((1, 2)) > 0
+        act = a[f"{layer}:post"]
+        fires = act[rows, idx.to(act.device)].amax((1, 2)) > 0
         return torch.where(fires, post(a), pre(a))
 
-    return Objective(fn, {f"relu{i}", f"conv{i}"}, f"conv{i}:batch")
+    return Objective(fn, {f"{layer}:post", layer}, f"{layer}:batch")
 
 
 def layer_superstimuli(
-    model: nn.Module,
+    model: nn.Module | Specimen,
     layer: str,
     *,
     steps: int = 256,
@@ -155,32 +137,39 @@ def layer_superstimuli(
     together. The post-ReLU activation is maximised; while a channel is silent everywhere (no
     gradient through the ReLU) its pre-activation is raised instead. ``used`` says which a
     channel started with."""
-    i = check_layer(model, layer)
-    width = _layer_width(model, layer)
+    specimen = specimen_of(model)
+    width = int(specimen.conv(layer).weight.shape[0])
     chosen = list(range(width)) if channels is None else list(channels)
     bad = [c + 1 for c in chosen if not 0 <= c < width]
     if bad:
         raise AuditError(f"{layer} has channels 1..{width}; got {', '.join(map(str, bad))}")
     idx = torch.tensor(chosen)
-    dead = _dead_at_start(model, i, idx, seed, param)
-    objective = _fire_or_rise(i, idx) + DEFAULT_REGULARISERS
-    images = render(model, objective, len(idx), steps=steps, lr=lr, param=param, seed=seed)
+    dead = _dead_at_start(specimen, layer, idx, seed, param)
+    objective = _fire_or_rise(layer, idx) + DEFAULT_REGULARISERS
+    images = render(specimen, objective, len(idx), steps=steps, lr=lr, param=param, seed=seed)
     with torch.no_grad():
-        reached = channels_batch(f"relu{i}", idx)(capture(model, images, {f"relu{i}"})).cpu()
+        post = f"{layer}:post"
+        reached = channels_batch(post, idx)(capture(specimen, images, {post})).cpu()
     return Superstimuli(
         images.cpu(), reached, ["pre" if d else "post" for d in dead.tolist()], layer
     )
 
 
 def class_superstimuli(
-    model: nn.Module, *, steps: int = 256, seed: int = 0, param: str = "fourier", lr: float = 0.05
+    model: nn.Module | Specimen,
+    *,
+    steps: int = 256,
+    seed: int = 0,
+    param: str = "fourier",
+    lr: float = 0.05,
 ) -> Superstimuli:
     """One image per class maximising the study's class objective; ``activation`` is the
     probability the model gives the image's own class."""
-    k = int(model.fc5.out_features)
+    specimen = specimen_of(model)
+    k = specimen.num_classes
     classes = torch.arange(k)
     images = render(
-        model,
+        specimen,
         classes_batch(classes) + DEFAULT_REGULARISERS,
         k,
         steps=steps,
@@ -189,18 +178,19 @@ def class_superstimuli(
         seed=seed,
     )
     with torch.no_grad():
-        probs = capture(model, images, {"log_softmax"})["log_softmax"].exp().cpu()
+        probs = capture(specimen, images, {"log_softmax"})["log_softmax"].exp().cpu()
     return Superstimuli(images.cpu(), probs[classes, classes], ["logits"] * k, "classes")
 
 
 def plainness_scores(images: torch.Tensor) -> torch.Tensor:
-    """How little structure each image ``[N, 1, H, W]`` has, in [0, 1] (1 = plain).
+    """How little structure each image ``[N, C, H, W]`` has (its channels averaged), in [0, 1]
+    (1 = plain).
 
     Structure needs contrast (the image's standard deviation, against 0.25 for a crisp stroke)
     and energy outside the lowest frequencies (share of the mean-free image's power beyond 2
     cycles per image); plainness is ``1 - sqrt(contrast * detail)``.
     """
-    x = images.detach().double()[:, 0]
+    x = images.detach().double().mean(1)
     contrast = (x.std((1, 2)) / 0.25).clamp(max=1.0)
     centred = x - x.mean((1, 2), keepdim=True)
     power = torch.fft.fft2(centred).abs() ** 2
@@ -213,7 +203,7 @@ def plainness_scores(images: torch.Tensor) -> torch.Tensor:
 
 
 def plainness_of_layer(
-    model: nn.Module, layer: str, *, steps: int = 128, seed: int = 0
+    model: nn.Module | Specimen, layer: str, *, steps: int = 128, seed: int = 0
 ) -> torch.Tensor:
     """Plainness ``[C]`` of the superstimulus of every channel of ``layer``."""
     return plainness_scores(layer_superstimuli(model, layer, steps=steps, seed=seed).images)

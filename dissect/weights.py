@@ -1,24 +1,25 @@
-"""Weight grids: the first-layer filters, and the per-class templates of the linear head."""
+"""Weight grids: the first-layer filters, and what each class looks for in a conv layer."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from dissect.head import head_matrix
+from dissect.head import score_contributions
+from dissect.specimen import Specimen, specimen_of
 
 __all__ = ["first_layer_weights", "class_templates"]
 
 
-def first_layer_weights(model: nn.Module) -> torch.Tensor:
-    """``[C, 1, k, k]`` filters of the first conv layer."""
-    return getattr(model, model.conv_names[0]).weight.detach().cpu()
+def first_layer_weights(model: nn.Module | Specimen) -> torch.Tensor:
+    """``[C, C_in, kh, kw]`` filters of the first conv layer."""
+    specimen = specimen_of(model)
+    return specimen.conv(specimen.conv_names[0]).weight.detach().cpu()
 
 
-@torch.no_grad()
-def class_templates(model: nn.Module) -> torch.Tensor:
-    """``[K, C, h, w]``: the linear head (fc5 @ fc4) reshaped to (class, channel, position) of
-    the last conv block's output, i.e. what each class looks for in each channel."""
-    z = model.features(torch.zeros(1, 1, 28, 28, device=next(model.parameters()).device))
-    w, _ = head_matrix(model, z.shape[1])
-    return w.reshape(w.shape[0], z.shape[1], z.shape[2], z.shape[3]).cpu()
+def class_templates(
+    model: nn.Module | Specimen, images: torch.Tensor, layer: str | None = None
+) -> torch.Tensor:
+    """``[K, C]``: each class's mean contribution from each channel of ``layer`` (default the
+    last conv layer) over ``images``, i.e. what each class looks for in each channel."""
+    return score_contributions(model, images, layer).contributions.mean(0).float()

@@ -27,12 +27,12 @@ def _vertical_detector() -> SimpleConvNet:
 
 def test_objective_improves_over_a_few_steps() -> None:
     model = _vertical_detector()
-    objective = channel("relu1", 0)
+    objective = channel("conv1:post", 0)
     start = render(model, objective, 1, steps=0, seed=1)
     after = render(model, objective, 1, steps=20, seed=1)
     with torch.no_grad():
         before, reached = (
-            float(objective(capture(model, img, {"relu1"}))) for img in (start, after)
+            float(objective(capture(model, img, {"conv1:post"}))) for img in (start, after)
         )
     assert reached > 10 * before + 0.02
 
@@ -72,9 +72,9 @@ def test_class_superstimuli_are_batched_per_class() -> None:
 
 def test_objectives_compose() -> None:
     model = _vertical_detector()
-    acts = capture(model, torch.rand(2, 1, 28, 28), {"relu1"})
-    combo = channel("relu1", 0) - 0.5 * channel("relu1", 1)
-    expected = acts["relu1"][:, 0].mean((1, 2)) - 0.5 * acts["relu1"][:, 1].mean((1, 2))
+    acts = capture(model, torch.rand(2, 1, 28, 28), {"conv1:post"})
+    combo = channel("conv1:post", 0) - 0.5 * channel("conv1:post", 1)
+    expected = acts["conv1:post"][:, 0].mean((1, 2)) - 0.5 * acts["conv1:post"][:, 1].mean((1, 2))
     assert torch.allclose(combo(acts), expected)
 
 
