@@ -82,7 +82,7 @@ def equivalence(out: Path) -> dict:
 def dissection(out: Path) -> dict:
     """Statistics of the one-process checkpoint from `equivalence` (over its test split), on 1
     process and on 2."""
-    from simpleconvnet.data import load_split
+    from dissect.infra.datasets import load_split
 
     script = str(ROOT / "tests" / "scripts" / "dist_stats.py")
     ckpt = str(out / "one" / "last")
@@ -108,7 +108,7 @@ def dissection(out: Path) -> dict:
 
 
 def throughput(out: Path, epochs: int) -> dict:
-    from simpleconvnet.data import load_split
+    from dissect.infra.datasets import load_split
 
     n = len(load_split("fashion-mnist", "train")[1]) * epochs
     common = ["-m", "simpleconvnet", "train", "--dataset", "fashion-mnist", "--epochs", str(epochs),
@@ -139,7 +139,7 @@ def _samples_per_s(folder: Path, n: int) -> float:
 
 
 def gpu(out: Path, epochs: int) -> dict:
-    from simpleconvnet.data import load_split
+    from dissect.infra.datasets import load_split
 
     if not torch.cuda.is_available():
         return {"note": "no CUDA GPU on this machine"}

@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.common import emit, mean_spread, run_cli
+from dissect.infra.datasets import load_split
 from dissect.runtime import resolve_device
-from simpleconvnet.data import load_split
 from simpleconvnet.model import SimpleConvNet, init_weights
 from simpleconvnet.train import TrainConfig, fit
 

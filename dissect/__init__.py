@@ -1,5 +1,9 @@
-"""dissect: a generic microscope for small ConvNets (hooks, exact contributions, probes,
-channel descriptions, superstimuli, ablations). Imports none of the suite's other packages."""
+"""dissect: a microscope for any PyTorch ConvNet (a model adapter over hooks, exact
+contributions, probes, channel descriptions, superstimuli, ablations). Imports none of the
+suite's other packages.
+
+A person's own network: ``specimen = dissect.open_model("net.py:Net", "net.pt")``; every function
+below takes it (or a plain ``nn.Module``) and pixel images in [0, 1]."""
 
 from dissect.ablation import ablation_table, agreement
 from dissect.activations import activation_maps, activation_stats, layer_activation
@@ -7,14 +11,21 @@ from dissect.checkpoints import load_checkpoint, save_model
 from dissect.contributions import contribution_table, contributions
 from dissect.errors import AuditError
 from dissect.gabor import gabor_fit, gabor_kernel
-from dissect.head import class_drivers, head_contributions
+from dissect.head import ScoreSplit, class_drivers, head_contributions, score_contributions
 from dissect.labels import describe_layer, describe_model
 from dissect.mistakes import confident_mistakes, confusion_examples
 from dissect.probes import make_probes
+from dissect.specimen import InputSpec, Specimen
+from dissect.subject import open_model
 from dissect.superstimuli import class_superstimuli, layer_superstimuli, plainness_scores
 
 __all__ = [
     "AuditError",
+    "InputSpec",
+    "ScoreSplit",
+    "Specimen",
+    "open_model",
+    "score_contributions",
     "ablation_table",
     "activation_maps",
     "activation_stats",

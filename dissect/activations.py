@@ -71,7 +71,7 @@ def activation_stats(
         sums = [a.sum((0, 2, 3)), (a * a).sum((0, 2, 3)), (a > 0).double().sum((0, 2, 3))]
         return torch.cat([torch.stack(sums).flatten(), torch.tensor([n], dtype=torch.float64)])
 
-    total = dist.sharded_sum(part, images, batch_size)
+    total = dist.sharded_sum(part, images, batch_size=batch_size)
     c = (len(total) - 1) // 3
     sums, n = total[:-1].view(3, c), total[-1]
     mean = sums[0] / n

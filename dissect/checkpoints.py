@@ -1,15 +1,18 @@
 """The suite's checkpoint format: ``model.safetensors`` + ``model.json``, never unpickled.
 
-``model.json`` names the architecture as ``"package.module:Class"`` (one of the suite's own
-packages), holds its config, and says how to load the data set the model was trained on
-(``data.loader``, ``data.name``, ...). Loading imports that class, rebuilds it from the config
-and loads the weights; this keeps :mod:`dissect` free of imports of the packages above it.
+``model.json`` names the architecture (the model class's ``architecture`` string), holds its
+config, and names the data set the model was trained on (``data.name``, ``data.data_dir``).
+Loading looks the architecture up among the installed entry points of the group
+:data:`ARCHITECTURES_GROUP` (each package that defines an architecture registers it there in
+its ``pyproject.toml``, under that same string), rebuilds the class from the config and loads
+the weights. So :mod:`dissect` names none of the packages above it, and a checkpoint can only
+build a class that was registered, never an arbitrary import path.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -28,26 +31,31 @@ __all__ = [
     "load_checkpoint",
     "read_metadata",
     "checkpoint_dir",
-    "import_object",
+    "architecture_class",
+    "load_checkpoint_data",
+    "ARCHITECTURES_GROUP",
 ]
 
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "model.json"
-SUITE_PACKAGES = ("simpleconvnet", "handnet", "dissect", "reports")
+#: The entry-point group that maps a checkpoint's ``architecture`` string to its class.
+ARCHITECTURES_GROUP = "convnet_audit.architectures"
 
 
-def import_object(path: str) -> Any:
-    """Import ``"package.module:Name"`` from one of the suite's packages only."""
-    module_name, _, attr = path.partition(":")
-    if not attr or module_name.split(".")[0] not in SUITE_PACKAGES:
+def architecture_class(name: str) -> Any:
+    """The model class registered under ``name`` in :data:`ARCHITECTURES_GROUP`."""
+    found = {ep.name: ep for ep in entry_points(group=ARCHITECTURES_GROUP)}
+    if name not in found:
+        known = ", ".join(sorted(found)) or "none installed"
         raise AuditError(
-            f"checkpoint names an unknown object {path!r}: it was not written by this suite"
+            f"checkpoint names an unknown architecture {name!r}: it was not written by this "
+            f"suite (known: {known})"
         )
     try:
-        return getattr(importlib.import_module(module_name), attr)
+        return found[name].load()
     except (ImportError, AttributeError) as exc:
         raise AuditError(
-            f"checkpoint names {path!r}, which this installation lacks: {exc}"
+            f"checkpoint names architecture {name!r}, which this installation lacks: {exc}"
         ) from exc
 
 
@@ -70,7 +78,7 @@ def save_model(
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta = dict(metadata or {})
-    meta["architecture"] = model.architecture  # type: ignore[attr-defined]
+    meta["architecture"] = model.architecture
     meta["config"] = model.config_dict()  # type: ignore[operator]
     with atomic_path(directory / WEIGHTS_FILE) as tmp:
         save_file(state, str(tmp))
@@ -106,7 +114,7 @@ def load_checkpoint(
     """
     d = checkpoint_dir(path)
     meta = read_metadata(d)
-    cls = import_object(meta["architecture"])
+    cls = architecture_class(str(meta["architecture"]))
     try:
         model = cls.from_config_dict(meta["config"])
     except (TypeError, ValueError, KeyError) as exc:
@@ -146,14 +154,14 @@ def load_checkpoint_data(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The images ``[N, 1, 28, 28]`` in [0, 1] and labels ``[N]`` a checkpoint was made with.
 
-    The checkpoint's ``data`` entry names the loader (``"simpleconvnet.data:load_split"``).
+    The checkpoint's ``data.name`` names the data set, which
+    :func:`dissect.infra.datasets.load_split` loads (``data_dir`` overrides ``data.data_dir``).
+    A ``data.loader`` entry, which older checkpoints hold, is ignored.
     """
+    from dissect.infra.datasets import load_split
+
     data = meta.get("data") or {}
-    loader = data.get("loader")
-    if not loader:
+    name = data.get("name")
+    if not name:
         raise AuditError("checkpoint does not say which data set it was trained on")
-    load = import_object(loader)
-    return load(data["name"], split=split, data_dir=data_dir or data.get("data_dir"))
-
-
-__all__ += ["load_checkpoint_data"]
+    return load_split(name, split=split, data_dir=data_dir or data.get("data_dir"))

@@ -1,59 +1,50 @@
-"""``dissect contributions | labels | audit``: the microscope on the command line."""
+"""``dissect layers | contributions | labels | audit``: the microscope on the command line, on a
+suite checkpoint or on a person's own network (``--model SPEC --weights FILE``)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-__all__ = ["register"]
+from dissect.cli_model import add_model_options
 
-
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("ckpt", help="checkpoint folder (model.json + model.safetensors)")
-    p.add_argument("--out", default="runs/dissect", help="output folder (default runs/dissect)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+__all__ = ["register", "write_dissection"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    ls = sub.add_parser("layers", help="list the conv layers and the class scores",
+                        description="List every conv layer by module path (shapes, parameters, the non-linearity after it) and the module that gives the class scores.")  # fmt: skip
+    add_model_options(ls)
+    ls.set_defaults(func=cmd_layers)
     c = sub.add_parser("contributions", help="how one outer channel is built from the inner channels",
                        description="Write the contribution table (CSV) and the dissection figure (PNG) of one outer channel.")  # fmt: skip
-    _common(c)
-    c.add_argument("--layer", required=True, help="conv layer, e.g. conv2")
-    c.add_argument("--channel", type=int, required=True, help="outer channel, 1-based")
+    add_model_options(c, out="runs/dissect")
     c.add_argument(
-        "--image", default="0", help="test-set index (0-based) or a PNG file (default 0)"
+        "--layer", required=True, help="conv layer by module path, e.g. conv2 or features.3"
     )
+    c.add_argument("--channel", type=int, required=True, help="outer channel, 1-based")
+    c.add_argument("--image", default="0", help="test-set index (0-based) or an image file (default 0)")  # fmt: skip
     c.set_defaults(func=cmd_contributions)
     lab = sub.add_parser("labels", help="describe every channel of every conv layer",
                          description="Describe every channel from probe responses (and first-layer Gabor fits); write labels.csv.")  # fmt: skip
-    _common(lab)
+    add_model_options(lab, out="runs/dissect")
     lab.set_defaults(func=cmd_labels)
     a = sub.add_parser("audit", help="explain one prediction",
                        description="Predicted class and probability, the channels that drove it, and the dissection of the strongest channel.")  # fmt: skip
-    _common(a)
-    a.add_argument("--image", required=True, help="test-set index (0-based) or a PNG file")
-    a.add_argument(
-        "--top", type=int, default=5, help="how many driving channels to list (default 5)"
-    )
+    add_model_options(a, out="runs/dissect")
+    a.add_argument("--image", required=True, help="test-set index (0-based) or an image file")
+    a.add_argument("--top", type=int, default=5, help="how many driving channels to list (default 5)")  # fmt: skip
+    a.add_argument("--layer", default=None, help="conv layer whose channels split the score (default: the last)")  # fmt: skip
     a.set_defaults(func=cmd_audit)
 
 
-def _load(args):
-    from dissect.checkpoints import load_checkpoint, load_checkpoint_data
-    from dissect.runtime import resolve_device
-
-    model, meta = load_checkpoint(args.ckpt, map_location=resolve_device(args.device))
-    images, labels = load_checkpoint_data(meta, "test")
-    return model, meta, images, labels
-
-
-def _inner_descriptions(model, layer: str) -> list[str]:
+def _inner_descriptions(specimen, layer: str) -> list[str]:
     from dissect.labels import describe_layer
 
-    i = model.conv_names.index(layer)
-    if i == 0:
-        return ["input image"]
-    return describe_layer(model, model.conv_names[i - 1])["description"].tolist()
+    before = specimen.previous(layer)
+    if before is None:
+        return [f"input channel {j + 1}" for j in range(specimen.spec.channels)] if specimen.spec.channels > 1 else ["input image"]  # fmt: skip
+    return describe_layer(specimen, before)["description"].tolist()
 
 
 def write_dissection(model, layer: str, channel: int, image, out: Path, data=None) -> Path:
@@ -61,17 +52,21 @@ def write_dissection(model, layer: str, channel: int, image, out: Path, data=Non
     import torch
 
     from dissect.atomic import atomic_save
-    from dissect.contributions import contribution_table, layer_contributions
+    from dissect.contributions import contribution_table, inner_channels, layer_contributions
     from dissect.figures import dissection_figure
+    from dissect.specimen import specimen_of
 
-    descriptions = _inner_descriptions(model, layer)
+    specimen = specimen_of(model)
+    descriptions = _inner_descriptions(specimen, layer)
     table = contribution_table(
-        model, layer, channel, image, data=data, inner_descriptions=descriptions
+        specimen, layer, channel, image, data=data, inner_descriptions=descriptions
     )
+    conv = specimen.conv(layer)
     with torch.no_grad():
-        x, a, bias, y = layer_contributions(model, layer, image, channel)
-    w = getattr(model, layer).weight[channel].detach().cpu().numpy()
-    fig = dissection_figure(x[0].cpu().numpy(), w, a[0].cpu().numpy(), y[0].cpu().numpy(), float(bias), descriptions,
+        x, a, bias, y = layer_contributions(specimen, layer, image, channel)
+    w = conv.weight[channel].detach().cpu().numpy()
+    read = [descriptions[j] for j in inner_channels(conv, channel)]
+    fig = dissection_figure(x[0].cpu().numpy(), w, a[0].cpu().numpy(), y[0].cpu().numpy(), float(bias), read,
                             f"{layer} channel {channel + 1}: y = bias + sum_j a_j")  # fmt: skip
     stem = f"{layer}_channel{channel + 1}"
     atomic_save(out / f"{stem}.csv", lambda p: table.to_csv(p, index=False))
@@ -79,61 +74,98 @@ def write_dissection(model, layer: str, channel: int, image, out: Path, data=Non
     return out / f"{stem}.csv"
 
 
-def cmd_contributions(args: argparse.Namespace) -> int:
-    from dissect.activations import check_layer
+def cmd_layers(args: argparse.Namespace) -> int:
+    from dissect.cli_model import load_subject
+
+    subject = load_subject(args, with_data=False)
+    s = subject.specimen
+    print(f"{type(s.model).__name__}: input {'x'.join(map(str, s.spec.shape))}, "
+          f"{sum(p.numel() for p in s.model.parameters()):,} parameters")  # fmt: skip
+    print(
+        f"{'layer':<16} {'in':>4} {'out':>4} {'kernel':>7} {'stride':>7} {'output':>10} {'params':>9}  then"
+    )
+    for name in s.conv_names:
+        conv = s.conv(name)
+        c_out, c_in, kh, kw = conv.weight.shape
+        groups = int(getattr(conv, "groups", 1))
+        params = sum(p.numel() for p in conv.parameters())
+        shape = "x".join(map(str, s.output_shape(name)[1:]))
+        stride = "x".join(map(str, _pair(getattr(conv, "stride", 1))))
+        print(f"{name:<16} {c_in * groups:>4} {c_out:>4} {f'{kh}x{kw}':>7} {stride:>7} {shape:>10} {params:>9,}  "
+              f"{s.activations.get(name, 'nothing (no non-linearity found)')}")  # fmt: skip
+    print(f"class scores: {s.logits_name} ({s.num_classes} classes: {', '.join(s.class_names)})")
+    return 0
+
+
+def _pair(v) -> tuple[int, ...]:
+    return tuple(v) if isinstance(v, tuple | list) else (int(v), int(v))
+
+
+def _check_channel(specimen, layer: str, channel: int) -> None:
     from dissect.errors import AuditError
+
+    width = int(specimen.conv(layer).weight.shape[0])
+    if not 1 <= channel <= width:
+        raise AuditError(f"--channel {channel}: {layer} has channels 1..{width}")
+
+
+def cmd_contributions(args: argparse.Namespace) -> int:
+    from dissect.cli_model import load_subject
     from dissect.images import select_image
 
-    model, _, images, labels = _load(args)
-    check_layer(model, args.layer)
-    width = int(getattr(model, args.layer).weight.shape[0])
-    if not 1 <= args.channel <= width:
-        raise AuditError(f"--channel {args.channel}: {args.layer} has channels 1..{width}")
-    image, _, notes = select_image(args.image, images, labels)
+    subject = load_subject(args)
+    specimen = subject.specimen
+    _check_channel(specimen, args.layer, args.channel)
+    image, _, notes = select_image(args.image, subject.images, subject.labels)
     for note in notes:
         print(f"image: {note}")
-    path = write_dissection(model, args.layer, args.channel - 1, image, Path(args.out), data=images)
+    path = write_dissection(specimen, args.layer, args.channel - 1, image, Path(args.out), data=subject.images)  # fmt: skip
     print(f"contribution table: {path}\ndissection figure: {path.with_suffix('.png')}")
     return 0
 
 
 def cmd_labels(args: argparse.Namespace) -> int:
     from dissect.atomic import atomic_save
-    from dissect.gabor import gabor_fit
+    from dissect.cli_model import load_subject
+    from dissect.gabor import GABOR_MIN_PIXELS, gabor_fit
     from dissect.labels import describe_model
 
-    model, _, _, _ = _load(args)
-    table = describe_model(model)
-    first = getattr(model, model.conv_names[0]).weight.detach().cpu().numpy()
-    fits = [gabor_fit(w[0]) for w in first]
-    table["gabor_r2"] = [round(f.r2, 4) for f in fits] + [float("nan")] * (len(table) - len(fits))
-    table["gabor_orientation"] = [round(f.orientation, 1) for f in fits] + [float("nan")] * (
-        len(table) - len(fits)
-    )
-    table["noise_like"] = [f.noise_like for f in fits] + [False] * (len(table) - len(fits))
+    specimen = load_subject(args, with_data=False).specimen
+    table = describe_model(specimen)
+    first = specimen.conv(specimen.conv_names[0]).weight.detach().cpu().numpy()
+    fits = [gabor_fit(w.sum(0)) for w in first]
+    evidence = first.shape[2] * first.shape[3] >= GABOR_MIN_PIXELS
+    pad = [float("nan")] * (len(table) - len(fits))
+    table["gabor_r2"] = [round(f.r2, 4) for f in fits] + pad
+    table["gabor_orientation"] = [round(f.orientation, 1) for f in fits] + pad
+    table["noise_like"] = [f.noise_like and evidence for f in fits] + [False] * len(pad)
+    table["gabor_evidence"] = [evidence] * len(fits) + [False] * len(pad)
     out = Path(args.out) / "labels.csv"
     atomic_save(out, lambda p: table.to_csv(p, index=False))
     for layer, part in table.groupby("layer", sort=False):
-        print(
-            f"{layer}: {part['confident'].mean():.0%} of {len(part)} channels described with confidence"
-        )
+        print(f"{layer}: {part['confident'].mean():.0%} of {len(part)} channels described with confidence")  # fmt: skip
+    if not evidence:
+        print(f"{specimen.conv_names[0]}: {first.shape[2]}x{first.shape[3]} kernels have fewer pixels than a Gabor fit needs "
+              "to mean anything: its channels are judged by probe responses alone")  # fmt: skip
     print(f"labels: {out}")
     return 0
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
     from dissect.audit import explain_prediction
+    from dissect.cli_model import load_subject
     from dissect.images import select_image
 
-    model, _, images, labels = _load(args)
-    image, truth, notes = select_image(args.image, images, labels)
+    subject = load_subject(args)
+    specimen = subject.specimen
+    if args.layer is not None:
+        specimen.check_layer(args.layer)
+    image, truth, notes = select_image(args.image, subject.images, subject.labels)
     for note in notes:
         print(f"image: {note}")
-    explanation = explain_prediction(model, image, top=args.top)
+    explanation = explain_prediction(specimen, image, top=args.top, layer=args.layer)
     print(explanation.text(truth))
     strongest = explanation.drivers[0][0]
-    path = write_dissection(model, explanation.layer, strongest, image, Path(args.out))
-    print(
-        f"dissection of {explanation.layer} channel {strongest + 1}: {path.with_suffix('.png')} and {path}"
-    )
+    path = write_dissection(specimen, explanation.layer, strongest, image, Path(args.out))
+    print(f"dissection of {explanation.layer} channel {strongest + 1}: {path.with_suffix('.png')} and {path}")  # fmt: skip
     return 0

@@ -1,4 +1,4 @@
-"""``dissect superstimuli CKPT``: the superstimulus of every channel of a layer, or of every
+"""``dissect superstimuli CKPT`` (or ``--model SPEC --weights FILE``): the superstimulus of every channel of a layer, or of every
 class, as one image grid (PNG) with 1-based numbers and the activation reached, plus the raw
 arrays (npz)."""
 
@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 import io
 from pathlib import Path
+
+from dissect.cli_model import add_model_options
 
 __all__ = ["register"]
 
@@ -18,17 +20,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Optimise one input per channel of --layer (or per class with --classes), "
         "all in one batch; write a PNG grid and the raw arrays.",
     )
-    p.add_argument("ckpt", help="checkpoint folder")
+    add_model_options(p, out="runs/superstimuli")
     which = p.add_mutually_exclusive_group()
-    which.add_argument("--layer", default="conv2", help="conv layer (default conv2)")
+    which.add_argument(
+        "--layer", default=None, help="conv layer by module path (default: the last)"
+    )
     which.add_argument("--classes", action="store_true", help="one superstimulus per class instead")
     p.add_argument("--steps", type=int, default=256, help="optimisation steps (default 256)")
     p.add_argument("--seed", type=int, default=0, help="seed of the starting images and transforms")
     p.add_argument(
         "--param", choices=("fourier", "pixels"), default="fourier", help="image parametrisation"
     )
-    p.add_argument("--out", default="runs/superstimuli", help="output folder")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.set_defaults(func=cmd_superstimuli)
 
 
@@ -36,30 +38,35 @@ def cmd_superstimuli(args: argparse.Namespace) -> int:
     import numpy as np
 
     from dissect.atomic import atomic_save, atomic_write_bytes
-    from dissect.checkpoints import load_checkpoint
+    from dissect.cli_model import check_model_options, load_subject
     from dissect.errors import AuditError
     from dissect.figures import image_grid
-    from dissect.runtime import resolve_device
     from dissect.superstimuli import class_superstimuli, layer_superstimuli
 
-    if args.steps < 0:
-        raise AuditError("--steps must be 0 or more")
-    model, _ = load_checkpoint(args.ckpt, map_location=resolve_device(args.device))
+    check_model_options(args)
+    if args.steps < 1:
+        raise AuditError(f"--steps {args.steps}: give 1 or more optimisation steps")
+    model = load_subject(args, with_data=False).specimen
     if args.classes:
         result = class_superstimuli(model, steps=args.steps, seed=args.seed, param=args.param)
-        titles = [f"class {k}: p={float(a):.2f}" for k, a in enumerate(result.activation)]
+        titles = [f"class {model.class_names[k]}: p={float(a):.2f}" for k, a in enumerate(result.activation)]  # fmt: skip
         name = "classes"
     else:
+        layer = args.layer or model.conv_names[-1]
+        model.check_layer(layer)
         result = layer_superstimuli(
-            model, args.layer, steps=args.steps, seed=args.seed, param=args.param
+            model, layer, steps=args.steps, seed=args.seed, param=args.param
         )
         titles = [
             f"{c + 1}: {float(a):.2f}{' (pre)' if u == 'pre' else ''}"
             for c, (a, u) in enumerate(zip(result.activation, result.used, strict=True))
         ]
-        name = args.layer
+        name = layer
     out = Path(args.out)
-    fig = image_grid(result.images[:, 0].numpy(), titles, f"superstimuli of {name}")
+    shown = (
+        result.images.mean(1) if result.images.shape[1] != 3 else result.images.permute(0, 2, 3, 1)
+    )
+    fig = image_grid(shown.numpy(), titles, f"superstimuli of {name}")
     atomic_save(out / f"superstimuli_{name}.png", lambda p: fig.savefig(p, format="png", dpi=110))
     buffer = io.BytesIO()
     np.savez(

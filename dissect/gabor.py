@@ -13,9 +13,12 @@ from typing import Any
 import numpy as np
 from scipy.optimize import least_squares
 
-__all__ = ["gabor_kernel", "GaborFit", "gabor_fit", "NOISE_R2"]
+__all__ = ["gabor_kernel", "GaborFit", "gabor_fit", "NOISE_R2", "GABOR_MIN_PIXELS"]
 
 NOISE_R2 = 0.6  # a first-layer filter whose best Gabor fit explains less than this is noise-like
+# A Gabor has 8 parameters: on a kernel of fewer pixels than this (3x3, 4x4) its R^2 is no
+# evidence, and a channel is judged by its probe responses alone.
+GABOR_MIN_PIXELS = 25
 
 
 def _centred(size: int, x0: float = 0.0, y0: float = 0.0) -> tuple[np.ndarray, np.ndarray]:

@@ -81,6 +81,7 @@ class _Layout:
     logits: str
     classes: int
     activations: dict[str, str] = field(default_factory=dict)  # layer -> non-linearity name
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # layer -> output [C, H, W]
 
 
 class Specimen:
@@ -124,6 +125,11 @@ class Specimen:
     def activations(self) -> dict[str, str]:
         """The non-linearity that follows each conv layer (absent where none does)."""
         return dict(self._layout.activations)
+
+    def output_shape(self, layer: str) -> tuple[int, ...]:
+        """``(C, H, W)`` that conv ``layer`` writes for one input of the spec's shape."""
+        self.check_layer(layer)
+        return self._layout.shapes[layer]
 
     @property
     def device(self) -> torch.device:
@@ -253,6 +259,7 @@ class Specimen:
         """One forward pass of a zero image: the order of the conv layers, the class scores,
         and the non-linearity after each conv."""
         order: list[str] = []
+        shapes: dict[str, tuple[int, ...]] = {}
         linears: list[tuple[str, torch.Tensor]] = []
         watch = ActivationWatch(keep=False)
         handles = []
@@ -262,6 +269,7 @@ class Specimen:
                 def hook(m, i, o, name=name):  # type: ignore[no-untyped-def]
                     if name not in order:
                         order.append(name)
+                        shapes[name] = tuple(o.shape[1:])
                     watch.watch(name, o)
 
                 handles.append(module.register_forward_hook(hook))
@@ -306,7 +314,7 @@ class Specimen:
                 f"module {name!r} does not give class scores [N, K] (its output is "
                 f"{tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__})"
             )
-        return _Layout(order, name, int(out.shape[1]), dict(watch.kinds))
+        return _Layout(order, name, int(out.shape[1]), dict(watch.kinds), shapes)
 
 
 def is_conv(module: nn.Module) -> bool:

@@ -74,8 +74,8 @@ def build_handnet(
 
 def cmd_build(args: argparse.Namespace) -> int:
     from dissect.checkpoints import save_model
+    from dissect.infra.datasets import load_split
     from handnet.finetune import trainable_parameters
-    from simpleconvnet.data import LOADER, load_split
     from simpleconvnet.train import evaluate
 
     setup_runtime(args)
@@ -86,7 +86,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     meta = {
         "kind": "HandNet",
         "stage": "hand-built",
-        "data": {"loader": LOADER, "name": args.dataset, "data_dir": args.data_dir},
+        "data": {"name": args.dataset, "data_dir": args.data_dir},
         "metrics": result.metrics(),
         "head_fit": {
             "method": "multinomial logistic regression (L-BFGS), conv layers frozen",

@@ -21,9 +21,9 @@ def _widths(text: str) -> tuple[int, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from dissect.infra.datasets import DATASETS
     from reports.config import RunConfig
     from simpleconvnet.cli import positive_int
-    from simpleconvnet.data import DATASETS
 
     d = RunConfig()
     parser = argparse.ArgumentParser(
@@ -67,7 +67,24 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("run_dir", help="run folder, e.g. runs/default")
     b.add_argument("--quiet", action="store_true")
     b.set_defaults(func=cmd_build)
+    _audit_parser(sub, positive_int)
     return parser
+
+
+def _audit_parser(sub: argparse._SubParsersAction, positive_int) -> None:
+    from dissect.cli_model import add_model_options
+
+    a = sub.add_parser(
+        "audit", help="the report of one network (yours: --model SPEC --weights FILE)",
+        description="Dissect one network (a suite checkpoint, or --model SPEC --weights FILE) and write "
+        "runs/NAME/report/index.html and report.pdf with every section that needs no comparison.",
+    )  # fmt: skip
+    add_model_options(a)
+    a.add_argument("--name", required=True, help="run name: writes runs/NAME/report/")
+    a.add_argument("--description", default="", help="a line shown under the report's title")
+    a.add_argument("--superstimulus-steps", type=positive_int, default=128, help="default 128")
+    a.add_argument("--runs-root", default="runs", help="folder holding the runs (default runs)")
+    a.set_defaults(func=cmd_audit)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -109,6 +126,22 @@ def cmd_build(args: argparse.Namespace) -> int:
     if not run_dir.is_dir():
         raise AuditError(f"{run_dir} is not a folder: give a run folder such as runs/default")
     paths = build_report(run_dir, quiet=args.quiet)
+    print(f"report in {paths['html']} and {paths['pdf']}")
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from dissect.cli_model import check_model_options, load_subject
+    from reports.audit import write_audit_report
+
+    if not args.name or "/" in args.name or args.name.startswith("."):
+        raise AuditError(f"--name {args.name!r}: give a plain folder name such as mynet")
+    check_model_options(args)
+    out = Path(args.runs_root) / args.name / "report"
+    subject = load_subject(args)
+    paths = write_audit_report(
+        subject, out, steps=args.superstimulus_steps, quiet=args.quiet, description=args.description
+    )
     print(f"report in {paths['html']} and {paths['pdf']}")
     return 0
 

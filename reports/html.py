@@ -37,10 +37,10 @@ def _environment() -> Environment:
     return env
 
 
-def render_html(context: dict[str, Any]) -> str:
+def render_html(context: dict[str, Any], template: str = "report.html.j2") -> str:
     """The whole report as one self-contained HTML page (every user value escaped)."""
-    template = _environment().get_template("report.html.j2")
-    return template.render(
+    page = _environment().get_template(template)
+    return page.render(
         **context,
         css=(HERE / "static" / "report.css").read_text(),
         js=(HERE / "static" / "report.js").read_text(),

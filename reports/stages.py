@@ -50,7 +50,7 @@ SNAPSHOT_EVERY = 25
 
 
 def load_data(config: RunConfig) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
-    from simpleconvnet.data import load_split
+    from dissect.infra.datasets import load_split
 
     return (
         load_split(config.dataset, "train", config.data_dir),
@@ -59,9 +59,7 @@ def load_data(config: RunConfig) -> tuple[tuple[torch.Tensor, ...], tuple[torch.
 
 
 def data_meta(config: RunConfig) -> dict[str, Any]:
-    from simpleconvnet.data import LOADER
-
-    return {"loader": LOADER, "name": config.dataset, "data_dir": config.data_dir}
+    return {"name": config.dataset, "data_dir": config.data_dir}
 
 
 def checkpoint_of(ctx: StageContext, stage: str) -> Path:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from dissect import distributed as dist
 from dissect.errors import AuditError
+from dissect.infra.datasets import DATASETS
 from dissect.runtime import resolve_device, run_cli
-from simpleconvnet.data import DATASETS
 
 __all__ = ["main", "build_parser", "add_common_options", "add_data_options", "setup_runtime"]
 
@@ -95,7 +95,7 @@ def setup_runtime(args: argparse.Namespace):
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
-    from simpleconvnet.data import LOADER, load_split
+    from dissect.infra.datasets import load_split
     from simpleconvnet.model import SimpleConvNet, SimpleConvNetConfig, init_weights
     from simpleconvnet.train import TrainConfig, fit
 
@@ -112,7 +112,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     model.to(device)
     meta = {
         "kind": "SimpleConvNet",
-        "data": {"loader": LOADER, "name": args.dataset, "data_dir": args.data_dir},
+        "data": {"name": args.dataset, "data_dir": args.data_dir},
         "world_size": dist.world_size(),
     }
     result = fit(

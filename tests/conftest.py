@@ -54,6 +54,6 @@ def mnist_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture()
 def tiny_data(mnist_dir: Path):
-    from simpleconvnet.data import load_split
+    from dissect.infra.datasets import load_split
 
     return load_split("mnist", "train", str(mnist_dir)), load_split("mnist", "test", str(mnist_dir))

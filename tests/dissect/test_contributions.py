@@ -150,9 +150,7 @@ def test_cli_bad_inputs_are_one_line(trained, tmp_path) -> None:
     from tests.conftest import make_mnist_folder
 
     make_mnist_folder(root)
-    save_model(
-        tmp_path / "ck", model, {"data": {"name": "mnist", "data_dir": str(root)}}
-    )
+    save_model(tmp_path / "ck", model, {"data": {"name": "mnist", "data_dir": str(root)}})
     ck = str(tmp_path / "ck")
     assert_one_line_error(
         run_module("dissect", "contributions", ck, "--layer", "conv9", "--channel", "1"),
@@ -182,9 +180,7 @@ def test_contribution_table_under_torchrun_matches_one_process(trained, tmp_path
 
     model, _ = trained
     root = make_mnist_folder(tmp_path / "data")
-    save_model(
-        tmp_path / "ck", model, {"data": {"name": "mnist", "data_dir": str(root)}}
-    )
+    save_model(tmp_path / "ck", model, {"data": {"name": "mnist", "data_dir": str(root)}})
     args = ["contributions", str(tmp_path / "ck"), "--layer", "conv2", "--channel", "2",
             "--image", "3", "--device", "cpu"]  # fmt: skip
     one = run_module("dissect", *args, "--out", str(tmp_path / "one"))

@@ -15,8 +15,8 @@ import dissect.atomic
 import simpleconvnet.train as train_module
 from dissect import distributed as dist
 from dissect.errors import AuditError
+from dissect.infra.datasets import load_split
 from dissect.runtime import run_cli
-from simpleconvnet.data import load_split
 from simpleconvnet.model import SimpleConvNet, SimpleConvNetConfig, init_weights
 from simpleconvnet.train import TrainConfig, fit
 

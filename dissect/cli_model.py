@@ -1,0 +1,155 @@
+"""The options every ``dissect`` command shares: which network (a suite checkpoint, or a
+person's own ``--model SPEC --weights FILE`` with its input spec), which images, which device.
+Every option is checked before anything is loaded."""
+
+from __future__ import annotations
+
+import argparse
+
+from dissect.errors import AuditError
+from dissect.subject import Subject
+
+__all__ = ["add_model_options", "check_model_options", "load_subject"]
+
+
+def add_model_options(p: argparse.ArgumentParser, out: str | None = None) -> None:
+    p.add_argument(
+        "ckpt",
+        nargs="?",
+        help="checkpoint folder written by the suite (model.json + model.safetensors); "
+        "or give --model instead",
+    )
+    own = p.add_argument_group("a network of your own (instead of CKPT)")
+    own.add_argument(
+        "--model",
+        metavar="SPEC",
+        help="path/to/file.py:Name or package.module:Name, a class or a factory",
+    )
+    own.add_argument(
+        "--weights",
+        metavar="FILE",
+        help=".safetensors or a PyTorch state dict (.pt/.pth), read without unpickling objects",
+    )
+    own.add_argument(
+        "--model-args",
+        metavar="JSON",
+        help="keyword arguments for Name, a JSON object (default: none)",
+    )
+    own.add_argument(
+        "--input",
+        default="1,28,28",
+        metavar="C,H,W",
+        help="the model's input shape (default 1,28,28)",
+    )
+    own.add_argument(
+        "--normalize",
+        metavar="MEAN,STD",
+        help="input normalisation of pixels in [0, 1]: one MEAN,STD pair, or a pair per channel (default: none)",
+    )
+    own.add_argument(
+        "--class-names",
+        metavar="NAMES",
+        help="comma-separated class names (default: those of --dataset)",
+    )
+    own.add_argument(
+        "--logits",
+        metavar="MODULE",
+        help="module whose output is the class scores (default: the last nn.Linear called)",
+    )
+    p.add_argument(
+        "--dataset",
+        default=None,
+        help="images to dissect with: mnist-5k, mnist or fashion-mnist (default: the checkpoint's own, else mnist-5k)",
+    )
+    p.add_argument(
+        "--data-dir", default=None, help="folder holding mnist or fashion-mnist (default: none)"
+    )
+    if out is not None:
+        p.add_argument("--out", default=out, help=f"output folder (default {out})")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")  # fmt: skip
+
+
+def check_model_options(args: argparse.Namespace) -> None:
+    """Every model and data option, checked before anything is loaded."""
+    from dissect.foreign import parse_model_args
+    from dissect.infra.datasets import DATASETS
+    from dissect.subject import parse_normalize, parse_shape
+
+    if args.ckpt and args.model:
+        raise AuditError("give either a checkpoint folder or --model SPEC, not both")
+    if not args.ckpt and not args.model:
+        raise AuditError(
+            "no network given: name a checkpoint folder, or --model SPEC --weights FILE"
+        )
+    if args.ckpt:
+        given = [
+            f"--{o.replace('_', '-')}"
+            for o in ("weights", "model_args", "normalize", "logits", "class_names")
+            if getattr(args, o)
+        ]
+        if given:
+            raise AuditError(f"{', '.join(given)} only apply with --model: a checkpoint carries its own")  # fmt: skip
+    shape = parse_shape(args.input)
+    parse_normalize(args.normalize, shape[0])
+    parse_model_args(args.model_args)
+    if args.dataset is not None and args.dataset not in DATASETS:
+        raise AuditError(f"unknown data set {args.dataset!r}: choose one of {', '.join(DATASETS)}")
+
+
+def load_subject(args: argparse.Namespace, with_data: bool = True) -> Subject:
+    """The network and its test images named by the options (see :func:`add_model_options`)."""
+    import torch
+
+    from dissect.checkpoints import load_checkpoint, load_checkpoint_data
+    from dissect.foreign import parse_model_args
+    from dissect.infra.datasets import CLASS_NAMES, load_split
+    from dissect.runtime import resolve_device
+    from dissect.specimen import InputSpec, Specimen
+    from dissect.subject import fit_images, open_model, parse_normalize, parse_shape
+
+    check_model_options(args)
+    device = resolve_device(args.device)
+    empty = (torch.zeros(0, 1, 28, 28), torch.zeros(0, dtype=torch.long))
+    if args.ckpt:
+        model, meta = load_checkpoint(args.ckpt, map_location=device)
+        data = (meta.get("data") or {}).get("name", "mnist-5k")
+        name = args.dataset or data
+        spec = InputSpec(classes=CLASS_NAMES.get(name))
+        specimen = Specimen(model, spec)
+        if not with_data:
+            return Subject(specimen, *empty, str(args.ckpt), meta)
+        if args.dataset is None:
+            images, labels = load_checkpoint_data(meta, "test", args.data_dir)
+        else:
+            images, labels = load_split(args.dataset, "test", args.data_dir)
+        return Subject(specimen, images, labels, str(args.ckpt), meta)
+    shape = parse_shape(args.input)
+    name = args.dataset or "mnist-5k"
+    specimen = open_model(
+        args.model,
+        args.weights,
+        input_shape=shape,
+        normalize=parse_normalize(args.normalize, shape[0]),
+        classes=args.class_names.split(",") if args.class_names else None,
+        logits=args.logits,
+        model_args=parse_model_args(args.model_args),
+        device=device,
+    )
+    names = CLASS_NAMES.get(name)
+    if not args.class_names and names and len(names) == specimen.num_classes:
+        specimen.class_names = tuple(names)
+    meta = {"model": args.model, "weights": args.weights, "input": list(shape), "dataset": name}
+    if not with_data:
+        return Subject(specimen, *empty, args.model, meta)
+    images, labels = load_split(name, "test", args.data_dir)
+    images, notes = fit_images(images, specimen.spec)
+    if not getattr(args, "quiet", False):
+        for note in notes:
+            print(f"data: {note}")
+    if int(labels.max()) >= specimen.num_classes:
+        raise AuditError(
+            f"{name} has {int(labels.max()) + 1} classes but the model gives "
+            f"{specimen.num_classes} class scores: pick the data set it was trained on"
+        )
+    return Subject(specimen, images, labels, args.model, meta)

@@ -1,0 +1,75 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dissect.errors import AuditError
+from dissect.infra.datasets import load_split, mnist5k_indices, stratified_sample
+
+
+def test_idx_files_read_through_torchvision(mnist_dir: Path) -> None:
+    x, y = load_split("mnist", "train", str(mnist_dir))
+    assert x.shape == (200, 1, 28, 28) and x.dtype == torch.float32
+    assert y.tolist()[:12] == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
+    assert float(x.min()) >= 0.0 and float(x.max()) == pytest.approx(230 / 255)
+
+
+def test_mnist5k_split_is_stratified_and_disjoint() -> None:
+    labels = np.repeat(np.arange(10), 500)
+    train, test = mnist5k_indices(labels, "train"), mnist5k_indices(labels, "test")
+    assert len(train) == 4000 and len(test) == 1000
+    assert not set(train) & set(test)
+    assert np.bincount(labels[test]).tolist() == [100] * 10
+    assert (mnist5k_indices(labels, "test") == test).all()
+
+
+def test_mnist5k_loads_real_digits() -> None:
+    x, y = load_split("mnist-5k", "test")
+    assert x.shape == (1000, 1, 28, 28)
+    assert torch.bincount(y).tolist() == [100] * 10
+    assert 0.05 < float(x.mean()) < 0.25  # real digits: mostly black background
+
+
+@pytest.mark.parametrize(
+    ("name", "data_dir", "needle"),
+    [
+        ("mnist", None, "--data-dir"),
+        ("mnist", "/nonexistent/folder", "/nonexistent/folder"),
+        ("cifar", None, "unknown data set"),
+    ],
+)
+def test_missing_data_set_is_one_clear_line(name, data_dir, needle) -> None:
+    with pytest.raises(AuditError) as info:
+        load_split(name, "train", data_dir)
+    message = str(info.value)
+    assert needle in message and "\n" not in message
+
+
+def test_corrupt_data_set_is_one_clear_line(mnist_dir: Path) -> None:
+    images = mnist_dir / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    images.write_bytes(images.read_bytes()[:1000])
+    with pytest.raises(AuditError, match="'mnist' is missing or corrupt"):
+        load_split("mnist", "train", str(mnist_dir))
+
+
+def test_stratified_sample_takes_per_class_from_a_seeded_permutation() -> None:
+    labels = torch.tensor([2, 0, 1, 0, 2, 1, 0, 2, 2, 1, 0])
+    idx = stratified_sample(labels, 2, seed=7)
+    assert idx.dtype == torch.int64
+    assert labels[idx].tolist() == [0, 0, 1, 1, 2, 2]  # classes in order
+    assert torch.equal(idx, stratified_sample(labels, 2, seed=7))
+    g = torch.Generator().manual_seed(7)
+    expected = []
+    for k in range(3):
+        members = torch.nonzero(labels == k).flatten()
+        expected += members[torch.randperm(len(members), generator=g)[:2]].tolist()
+    assert idx.tolist() == expected
+
+
+def test_stratified_sample_gives_fewer_where_a_class_is_small() -> None:
+    labels = torch.tensor([0, 0, 0, 1, 2, 2])
+    idx = stratified_sample(labels, 2, seed=0)
+    assert labels[idx].tolist() == [0, 0, 1, 2, 2]
+    assert len(set(idx.tolist())) == len(idx)
+    assert stratified_sample(labels, 0, seed=0).tolist() == []
