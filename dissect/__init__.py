@@ -15,6 +15,7 @@ from dissect.head import ScoreSplit, class_drivers, head_contributions, score_co
 from dissect.labels import describe_layer, describe_model
 from dissect.mistakes import confident_mistakes, confusion_examples
 from dissect.probes import make_probes
+from dissect.receptive import receptive_fields
 from dissect.specimen import InputSpec, Specimen
 from dissect.subject import open_model
 from dissect.superstimuli import class_superstimuli, layer_superstimuli, plainness_scores
@@ -46,5 +47,6 @@ __all__ = [
     "load_checkpoint",
     "make_probes",
     "plainness_scores",
+    "receptive_fields",
     "save_model",
 ]

@@ -76,9 +76,11 @@ def write_dissection(model, layer: str, channel: int, image, out: Path, data=Non
 
 def cmd_layers(args: argparse.Namespace) -> int:
     from dissect.cli_model import load_subject
+    from dissect.receptive import receptive_fields
 
     subject = load_subject(args, with_data=False)
     s = subject.specimen
+    fields = receptive_fields(s).set_index("layer")
     print(f"{type(s.model).__name__}: input {'x'.join(map(str, s.spec.shape))}, "
           f"{sum(p.numel() for p in s.model.parameters()):,} parameters")  # fmt: skip
     print(
@@ -91,7 +93,8 @@ def cmd_layers(args: argparse.Namespace) -> int:
         params = sum(p.numel() for p in conv.parameters())
         shape = "x".join(map(str, s.output_shape(name)[1:]))
         stride = "x".join(map(str, _pair(getattr(conv, "stride", 1))))
-        print(f"{name:<16} {c_in * groups:>4} {c_out:>4} {f'{kh}x{kw}':>7} {stride:>7} {shape:>10} {params:>9,}  "
+        sees = f"{fields.loc[name, 'rf_height']}x{fields.loc[name, 'rf_width']}"
+        print(f"{name:<16} {c_in * groups:>4} {c_out:>4} {f'{kh}x{kw}':>7} {stride:>7} {shape:>10} {params:>9,} {sees:>7}  "
               f"{s.activations.get(name, 'nothing (no non-linearity found)')}")  # fmt: skip
     print(f"class scores: {s.logits_name} ({s.num_classes} classes: {', '.join(s.class_names)})")
     return 0

@@ -18,6 +18,7 @@ import pickle
 import re
 import sys
 import uuid
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -236,7 +237,9 @@ def _load_raw(path: Path) -> Any:
                 f"({_describe_exception(exc)}): save or copy it again"
             ) from exc
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": the one line is ours
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         if _is_weights_only_refusal(exc):
             raise AuditError(

@@ -205,7 +205,8 @@ class Specimen:
                     output = output.clone()
                     output[:, zero[name]] = 0
                 if name in hooks_:
-                    output = hooks_[name](module, inputs, output)
+                    replaced = hooks_[name](module, inputs, output)
+                    output = output if replaced is None else replaced
                 if f"{name}:in" in needs:
                     acts[f"{name}:in"] = inputs[0].clone()
                     remaining.discard(f"{name}:in")

@@ -22,6 +22,7 @@ from dissect.head import class_drivers, score_contributions
 from dissect.infra.datasets import stratified_sample
 from dissect.labels import CONFIDENT, describe_model
 from dissect.mistakes import confident_mistakes, predictions
+from dissect.receptive import receptive_fields
 from dissect.runtime import progress
 from dissect.specimen import Specimen
 from dissect.subject import Subject
@@ -53,12 +54,14 @@ def _overview(s: Specimen, images: torch.Tensor, labels: torch.Tensor) -> dict[s
     pred, _ = predictions(s, images)
     hits = int((pred == labels).sum())
     low, high = wilson_interval(hits, len(labels))
+    fields = receptive_fields(s).set_index("layer")
     layers = []
     for name in s.conv_names:
         conv = s.conv(name)
         layers.append([name, *map(int, conv.weight.shape[:2]), "x".join(map(str, conv.weight.shape[2:])),
                        "x".join(map(str, s.output_shape(name))), s.activations.get(name, "none"),
-                       sum(int(p.numel()) for p in conv.parameters())])  # fmt: skip
+                       sum(int(p.numel()) for p in conv.parameters()),
+                       f"{fields.loc[name, 'rf_height']}x{fields.loc[name, 'rf_width']}"])  # fmt: skip
     per_class = [
         [s.class_names[k], int((labels == k).sum()), float((pred[labels == k] == k).float().mean())]
         for k in range(s.num_classes)
@@ -73,7 +76,7 @@ def _overview(s: Specimen, images: torch.Tensor, labels: torch.Tensor) -> dict[s
         "accuracy": hits / max(1, len(labels)),
         "interval": (low, high),
         "images": len(labels),
-        "layers": {"columns": ["layer", "out", "in per group", "kernel", "output", "then", "parameters"], "rows": layers},
+        "layers": {"columns": ["layer", "out", "in per group", "kernel", "output", "then", "parameters", "receptive field (px)"], "rows": layers},
         "per_class": {"columns": ["class", "test images", "accuracy"], "rows": per_class},
     }  # fmt: skip
 
