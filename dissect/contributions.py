@@ -7,13 +7,15 @@ that ``y_o = bias_o + sum_j a_j`` exactly (before the ReLU). ``c_j`` is the runn
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from dissect import distributed as dist
-from dissect.specimen import Specimen, specimen_of
+from dissect.specimen import ConvLike, Specimen, specimen_of
 
 __all__ = [
     "contributions",
@@ -28,7 +30,7 @@ ROLE_WEAK = 0.5  # weak: a share under half of an equal split (0.5 / C_in) of th
 ROLE_THRESHOLD = 0.5  # |correlation of a_j with x_j| from which a_j reinforces / negates x_j
 
 
-def inner_channels(conv: nn.Module, out_channel: int) -> range:
+def inner_channels(conv: ConvLike, out_channel: int) -> range:
     """The input channels outer channel ``out_channel`` reads (all of them unless grouped)."""
     groups = int(getattr(conv, "groups", 1))
     per_group = int(conv.weight.shape[1])
@@ -36,7 +38,7 @@ def inner_channels(conv: nn.Module, out_channel: int) -> range:
     return range(g * per_group, (g + 1) * per_group)
 
 
-def contributions(conv: nn.Module, x: torch.Tensor, out_channel: int) -> torch.Tensor:
+def contributions(conv: ConvLike, x: torch.Tensor, out_channel: int) -> torch.Tensor:
     """``a [N, C_read, H_out, W_out]`` for outer channel ``out_channel`` of ``conv`` on its input
     ``x [N, C_in, H, W]``, one map per inner channel it reads (:func:`inner_channels`):
     ``bias + a.sum(1)`` equals ``conv(x)[:, out_channel]`` for any kernel size, stride,
@@ -46,7 +48,7 @@ def contributions(conv: nn.Module, x: torch.Tensor, out_channel: int) -> torch.T
     padding = getattr(conv, "padding", 0)
     mode = getattr(conv, "padding_mode", "zeros")
     if mode != "zeros":
-        x = F.pad(x, conv._reversed_padding_repeated_twice, mode=mode)  # type: ignore[arg-type]
+        x = F.pad(x, cast(Any, conv)._reversed_padding_repeated_twice, mode=mode)
         padding = 0
     stride, dilation = getattr(conv, "stride", 1), getattr(conv, "dilation", 1)
     return F.conv2d(x, weight, None, stride, padding, dilation, groups=x.shape[1])

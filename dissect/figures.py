@@ -60,7 +60,7 @@ class Canvas:
 
 
 def _tiles(
-    arrays: Sequence[np.ndarray],
+    arrays: Sequence[np.ndarray] | np.ndarray,
     titles: Sequence[str],
     suptitle: str,
     columns: int,

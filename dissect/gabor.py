@@ -163,9 +163,9 @@ def gabor_fit(kernel: np.ndarray, starts: int = 4) -> GaborFit:
     upper = [720, 4.0 * size, 4 * np.pi, float(size), 2.0, 10 * scale, size / 2, size / 2]
     best = None
     for start in _grid_starts(k, starts):
-        start = np.clip(start, lower, upper)
+        clipped = np.clip(start, lower, upper)
         res = least_squares(
-            _residual, start, jac=_jacobian, args=(k,), bounds=(lower, upper), max_nfev=120
+            _residual, clipped, jac=_jacobian, args=(k,), bounds=(lower, upper), max_nfev=120
         )
         if best is None or res.cost < best.cost:
             best = res

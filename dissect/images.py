@@ -22,7 +22,7 @@ def load_png(
     from PIL import Image, UnidentifiedImageError
 
     try:
-        img = Image.open(path)
+        img: Image.Image = Image.open(path)
         img.load()
     except (FileNotFoundError, IsADirectoryError):
         raise AuditError(

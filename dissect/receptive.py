@@ -22,7 +22,7 @@ __all__ = ["receptive_fields"]
 
 
 class _Linearised(TorchFunctionMode):
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+    def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = dict(kwargs or {})
         if func is F.conv2d:
             x, w = args[0], args[1]

@@ -17,9 +17,9 @@ Captured tensors are clones: an in-place ReLU after a conv does not change them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, cast
 
 import torch
 from torch import nn
@@ -27,7 +27,7 @@ from torch import nn
 from dissect.errors import AuditError
 from dissect.tracing import ActivationWatch
 
-__all__ = ["InputSpec", "Specimen", "specimen_of", "is_conv", "Acts"]
+__all__ = ["InputSpec", "Specimen", "ConvLike", "specimen_of", "is_conv", "Acts"]
 
 Acts = dict[str, torch.Tensor]
 
@@ -69,6 +69,17 @@ class InputSpec:
         mean = torch.tensor(self.mean, dtype=pixels.dtype, device=pixels.device)
         std = torch.tensor(self.std, dtype=pixels.dtype, device=pixels.device)
         return (pixels - mean[:, None, None]) / std[:, None, None]
+
+
+class ConvLike(Protocol):
+    """What dissect reads of a conv layer: an ``nn.Conv2d`` or a module like one."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def parameters(self) -> Iterator[nn.Parameter]: ...
 
 
 class _Stop(Exception):
@@ -153,11 +164,11 @@ class Specimen:
             )
         return self._layout.convs.index(layer)
 
-    def conv(self, layer: str) -> nn.Module:
+    def conv(self, layer: str) -> ConvLike:
         """The conv module at ``layer`` (an ``nn.Conv2d`` or a module like one, see
         :func:`is_conv`)."""
         self.check_layer(layer)
-        return self.modules[layer]
+        return cast(ConvLike, self.modules[layer])
 
     def previous(self, layer: str) -> str | None:
         """The conv layer called before ``layer`` (None for the first)."""
@@ -199,8 +210,8 @@ class Specimen:
         )
         remaining = {n for n in needs if n.split(":")[0] in layers}
 
-        def conv_hook(name: str):  # type: ignore[no-untyped-def]
-            def hook(module: nn.Module, inputs: tuple, output: torch.Tensor):  # type: ignore[no-untyped-def]
+        def conv_hook(name: str):
+            def hook(module: nn.Module, inputs: tuple, output: torch.Tensor):
                 if name in zero and name not in self._layout.activations:
                     output = output.clone()
                     output[:, zero[name]] = 0
@@ -243,7 +254,7 @@ class Specimen:
                 h.remove()
         for name in layers:
             if f"{name}:post" in needs:
-                acts[f"{name}:post"] = watch.found.get(name, acts.get(name))  # type: ignore[arg-type]
+                acts[f"{name}:post"] = watch.found[name] if name in watch.found else acts[name]
         if "log_softmax" in needs:
             acts["log_softmax"] = torch.log_softmax(acts["logits"], 1)
         return acts
@@ -267,7 +278,7 @@ class Specimen:
         for name, module in self.modules.items():
             if is_conv(module):
 
-                def hook(m, i, o, name=name):  # type: ignore[no-untyped-def]
+                def hook(m, i, o, name=name):
                     if name not in order:
                         order.append(name)
                         shapes[name] = tuple(o.shape[1:])
@@ -330,7 +341,7 @@ def is_conv(module: nn.Module) -> bool:
     return isinstance(weight, torch.Tensor) and weight.dim() == 4 and hasattr(module, "stride")
 
 
-def _stop_when(remaining: set[str]):  # type: ignore[no-untyped-def]
+def _stop_when(remaining: set[str]):
     def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
         if not remaining:
             raise _Stop

@@ -34,7 +34,7 @@ def parse_shape(text: str) -> tuple[int, int, int]:
         shape = ()
     if len(shape) != 3 or min(shape) < 1:
         raise AuditError(f"--input {text!r}: give three positive integers C,H,W, e.g. 1,28,28")
-    return shape  # type: ignore[return-value]
+    return shape
 
 
 def parse_normalize(text: str | None, channels: int) -> list[tuple[float, float]]:

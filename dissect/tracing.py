@@ -73,7 +73,7 @@ class ActivationWatch(TorchFunctionMode):
     def watch(self, layer: str, output: Tensor) -> None:
         self._chain[id(output)] = (layer, output)
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+    def __torch_function__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         if not args or not isinstance(args[0], Tensor) or id(args[0]) not in self._chain:
             return out
@@ -112,7 +112,7 @@ class FrozenPath(TorchFunctionMode):
     def close(self) -> None:
         self._inside = False
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+    def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func in RELU or func in LEAKY:
             return self._relu(func, args, kwargs)
