@@ -22,6 +22,7 @@ report: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy simpleconvnet dissect handnet reports
 
 clean:
 	rm -rf $(VENV) runs

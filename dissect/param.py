@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["Param", "pixels", "fourier", "PARAMETRISATIONS"]
+__all__ = ["Param", "pixels", "fourier", "encode", "PARAMETRISATIONS"]
 
 Param = tuple[list[torch.Tensor], Callable[[], torch.Tensor]]
 
@@ -40,11 +40,7 @@ def fourier(
     """Frequency space: a real spectrum scaled by ``1 / f**decay``, so optimisation favours
     smooth structure over pixel noise; image = sigmoid(irfft2(spectrum) - 2)."""
     c, h, w = shape
-    size = max(h, w)
-    fy = torch.fft.fftfreq(h)[:, None]
-    fx = torch.fft.rfftfreq(w)[None, :]
-    scale = 1.0 / torch.clamp(torch.sqrt(fx**2 + fy**2), min=1.0 / size) ** decay
-    scale = (scale / scale.max() * size).to(device)
+    scale = _fourier_scale(shape, decay).to(device)
     spectrum = torch.randn(n, c, h, w // 2 + 1, 2, generator=generator) * init_std
     spectrum = spectrum.to(device).requires_grad_()
 
@@ -53,6 +49,25 @@ def fourier(
         return torch.sigmoid(spatial - 2.0)
 
     return [spectrum], to_image
+
+
+def _fourier_scale(shape: tuple[int, int, int], decay: float = 1.0) -> torch.Tensor:
+    _, h, w = shape
+    size = max(h, w)
+    fy = torch.fft.fftfreq(h)[:, None]
+    fx = torch.fft.rfftfreq(w)[None, :]
+    scale = 1.0 / torch.clamp(torch.sqrt(fx**2 + fy**2), min=1.0 / size) ** decay
+    return scale / scale.max() * size
+
+
+def encode(param: str, images: torch.Tensor) -> torch.Tensor:
+    """The parameter rows that make ``images [n, C, H, W]`` (pixels, clamped to [0.02, 0.98] so
+    the sigmoid can reach them): the inverse of ``to_image``, to start from given images."""
+    logit = torch.logit(images.clamp(0.02, 0.98)) + 2.0
+    if param == "pixels":
+        return logit
+    scale = _fourier_scale(tuple(images.shape[1:])).to(images.device)  # type: ignore[arg-type]
+    return torch.view_as_real(torch.fft.rfft2(logit, norm="ortho") / scale)
 
 
 PARAMETRISATIONS: dict[str, Callable[..., Param]] = {"pixels": pixels, "fourier": fourier}

@@ -12,7 +12,8 @@ functional ReLU, pooling, dropout, ``flatten`` and ``view`` need no special case
   applied to it (see :mod:`dissect.tracing`; the conv output itself where none follows);
 - ``"logits"``: the class scores; ``"log_softmax"``: their log-probabilities.
 
-Captured tensors are clones: an in-place ReLU after a conv does not change them.
+Captured tensors are what the pass made, cloned where the pass later changes them in place (an
+in-place ReLU after a conv, ``x += ...``; found in the discovery pass): a capture never changes.
 """
 
 from __future__ import annotations
@@ -93,6 +94,9 @@ class _Layout:
     classes: int
     activations: dict[str, str] = field(default_factory=dict)  # layer -> non-linearity name
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # layer -> output [C, H, W]
+    # captures ("L", "L:in") that the pass changes in place later (an in-place ReLU after a conv,
+    # ``x += ...``): only these are cloned when captured; the rest are kept as they are
+    changed: set[str] = field(default_factory=set)
 
 
 class Specimen:
@@ -219,10 +223,10 @@ class Specimen:
                     replaced = hooks_[name](module, inputs, output)
                     output = output if replaced is None else replaced
                 if f"{name}:in" in needs:
-                    acts[f"{name}:in"] = inputs[0].clone()
+                    acts[f"{name}:in"] = self._keep(f"{name}:in", inputs[0])
                     remaining.discard(f"{name}:in")
                 if name in needs:
-                    acts[name] = output.clone()
+                    acts[name] = self._keep(name, output)
                     remaining.discard(name)
                 watch.watch(name, output)
                 return output
@@ -259,6 +263,9 @@ class Specimen:
             acts["log_softmax"] = torch.log_softmax(acts["logits"], 1)
         return acts
 
+    def _keep(self, key: str, t: torch.Tensor) -> torch.Tensor:
+        return t.clone() if key in self._layout.changed else t
+
     def scores(self, pixels: torch.Tensor) -> torch.Tensor:
         """Class scores ``[N, K]`` (the logits module's output)."""
         return self.run(pixels, {"logits"})["logits"]
@@ -272,6 +279,7 @@ class Specimen:
         and the non-linearity after each conv."""
         order: list[str] = []
         shapes: dict[str, tuple[int, ...]] = {}
+        seen: dict[str, tuple[torch.Tensor, int]] = {}
         linears: list[tuple[str, torch.Tensor]] = []
         watch = ActivationWatch(keep=False)
         handles = []
@@ -282,6 +290,7 @@ class Specimen:
                     if name not in order:
                         order.append(name)
                         shapes[name] = tuple(o.shape[1:])
+                        seen[name], seen[f"{name}:in"] = (o, o._version), (i[0], i[0]._version)
                     watch.watch(name, o)
 
                 handles.append(module.register_forward_hook(hook))
@@ -326,7 +335,8 @@ class Specimen:
                 f"module {name!r} does not give class scores [N, K] (its output is "
                 f"{tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__})"
             )
-        return _Layout(order, name, int(out.shape[1]), dict(watch.kinds), shapes)
+        changed = {key for key, (t, version) in seen.items() if t._version != version}
+        return _Layout(order, name, int(out.shape[1]), dict(watch.kinds), shapes, changed)
 
 
 def is_conv(module: nn.Module) -> bool:

@@ -14,7 +14,7 @@ from torch import nn
 
 from dissect.errors import AuditError
 from dissect.objectives import Objective, channels_batch, classes_batch, l2, total_variation
-from dissect.param import PARAMETRISATIONS, Param
+from dissect.param import PARAMETRISATIONS, Param, encode
 from dissect.specimen import Specimen, specimen_of
 from dissect.transforms import Transform, default_transforms
 
@@ -48,16 +48,22 @@ def render(
     param: str = "fourier",
     transforms: Transform | None = None,
     seed: int = 0,
+    start: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Maximise ``objective`` (summed over the batch) for ``n`` images; returns ``[n, C, H, W]``
-    in [0, 1] at the model's input shape. Only the images are optimised; the model is left
-    unchanged."""
+    in [0, 1] at the model's input shape. ``start = (rows, images)``: those rows begin from the
+    given images instead of the seeded random start. Only the images are optimised; the model
+    is left unchanged."""
     if param not in PARAMETRISATIONS:
         raise AuditError(f"unknown parametrisation {param!r}: use {', '.join(PARAMETRISATIONS)}")
     specimen = specimen_of(model)
     model = specimen.model
     g = torch.Generator().manual_seed(seed)
     params, to_image = _start(specimen, n, g, param)
+    if start is not None:
+        with torch.no_grad():
+            rows, given = start
+            params[0][rows.to(params[0].device)] = encode(param, given.to(params[0].device))
     transforms = transforms or default_transforms()
     optimizer = torch.optim.Adam(params, lr=lr)
     was_training = model.training
@@ -82,9 +88,10 @@ def render(
 @dataclass(frozen=True)
 class Superstimuli:
     """``images [C, C_in, H, W]`` in [0, 1]; ``activation [C]`` the post-activation mean each
-    reaches in its own unit (or the class probability); ``used[c]`` is ``"post"`` or ``"pre"``:
-    which activation was optimised (``pre`` where the non-linearity gave no gradient at the
-    start)."""
+    reaches in its own unit (or the class probability); ``used[c]`` says how channel ``c``
+    started: ``"post"`` (its activation from a random start), ``"pre"`` (silent on the random
+    start: its pre-activation raised until it fires), ``"digit"`` (silent on the random start:
+    started from the data image that excites it most)."""
 
     images: torch.Tensor
     activation: torch.Tensor
@@ -109,16 +116,19 @@ def _dead_at_start(
     return (post[torch.arange(len(idx)), idx.to(post.device)].amax((1, 2)) <= 0).cpu()
 
 
-def _fire_or_rise(layer: str, idx: torch.Tensor) -> Objective:
+def _fire_or_rise(layer: str, idx: torch.Tensor, scale: torch.Tensor | None = None) -> Objective:
     """Image ``b`` maximises the post-activation mean of channel ``idx[b]`` where the channel
-    fires somewhere (so the non-linearity passes a gradient), else its pre-activation mean."""
+    fires somewhere (so the non-linearity passes a gradient), else its pre-activation mean;
+    divided by ``scale[b]`` (the channel's usual activation, where known), so that the
+    regularisers weigh the same against a weak channel as against a strong one."""
     post, pre = channels_batch(f"{layer}:post", idx), channels_batch(layer, idx)
     rows = torch.arange(len(idx))
 
     def fn(a: dict[str, torch.Tensor]) -> torch.Tensor:
         act = a[f"{layer}:post"]
         fires = act[rows, idx.to(act.device)].amax((1, 2)) > 0
-        return torch.where(fires, post(a), pre(a))
+        value = torch.where(fires, post(a), pre(a))
+        return value if scale is None else value / scale.to(value.device)
 
     return Objective(fn, {f"{layer}:post", layer}, f"{layer}:batch")
 
@@ -132,11 +142,13 @@ def layer_superstimuli(
     param: str = "fourier",
     lr: float = 0.05,
     channels: list[int] | None = None,
+    data: torch.Tensor | None = None,
 ) -> Superstimuli:
     """One superstimulus per channel of conv ``layer`` (all, or ``channels``, 0-based), optimised
-    together. The post-ReLU activation is maximised; while a channel is silent everywhere (no
-    gradient through the ReLU) its pre-activation is raised instead. ``used`` says which a
-    channel started with."""
+    together. The post-activation mean is maximised; while a channel is silent everywhere (no
+    gradient through its non-linearity) its pre-activation is raised instead. With ``data``
+    (pixel images), a channel silent on its random start begins from the image of ``data`` that
+    excites it most. ``used`` says how each channel started."""
     specimen = specimen_of(model)
     width = int(specimen.conv(layer).weight.shape[0])
     chosen = list(range(width)) if channels is None else list(channels)
@@ -145,14 +157,42 @@ def layer_superstimuli(
         raise AuditError(f"{layer} has channels 1..{width}; got {', '.join(map(str, bad))}")
     idx = torch.tensor(chosen)
     dead = _dead_at_start(specimen, layer, idx, seed, param)
-    objective = _fire_or_rise(layer, idx) + DEFAULT_REGULARISERS
-    images = render(specimen, objective, len(idx), steps=steps, lr=lr, param=param, seed=seed)
+    used = ["pre" if d else "post" for d in dead.tolist()]
+    start, scale = None, torch.ones(len(idx))
+    if data is not None:
+        best, which = _best_in_data(specimen, layer, idx, data)
+        rows = torch.nonzero(dead & (best > 0)).flatten()
+        start = (rows, data[which[rows]]) if len(rows) else None
+        for row in rows.tolist():
+            used[row] = "digit"
+        scale = torch.where(best > 0, best, 1.0)
+    objective = _fire_or_rise(layer, idx, scale) + DEFAULT_REGULARISERS
+    images = render(specimen, objective, len(idx), steps=steps, lr=lr, param=param, seed=seed,
+                    start=start)  # fmt: skip
+    post = channels_batch(f"{layer}:post", idx)
     with torch.no_grad():
-        post = f"{layer}:post"
-        reached = channels_batch(post, idx)(capture(specimen, images, {post})).cpu()
-    return Superstimuli(
-        images.cpu(), reached, ["pre" if d else "post" for d in dead.tolist()], layer
-    )
+        reached = post(capture(specimen, images, {f"{layer}:post"})).cpu()
+        if start is not None:  # keep a weak channel's digit where the optimiser lost it
+            rows, digits = start[0], start[1].to(images.device)
+            at_start = post(capture(specimen, images.index_copy(0, rows.to(images.device), digits), {f"{layer}:post"})).cpu()  # fmt: skip
+            keep = at_start[rows] > reached[rows]
+            images[rows[keep].to(images.device)] = digits[keep.to(digits.device)]
+            reached[rows[keep]] = at_start[rows[keep]]
+    return Superstimuli(images.cpu(), reached, used, layer)
+
+
+@torch.no_grad()
+def _best_in_data(
+    specimen: Specimen, layer: str, idx: torch.Tensor, data: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(best [C], which [C])``: each channel's highest post-activation mean over ``data`` and
+    the index of the image that reaches it."""
+    post = f"{layer}:post"
+    means = torch.cat([
+        capture(specimen, data[s : s + 500], {post})[post][:, idx].mean((2, 3)).cpu()
+        for s in range(0, len(data), 500)
+    ])  # fmt: skip
+    return means.max(0)
 
 
 def class_superstimuli(

@@ -34,8 +34,10 @@ class HeadFit:
 def frozen_features(
     model: SimpleConvNet, images: torch.Tensor, batch_size: int = 1000
 ) -> torch.Tensor:
-    """``images [N, 1, 28, 28] -> [N, D]`` flattened output of the last conv block."""
-    parts = [torch.flatten(model.features(images[i : i + batch_size]), 1)
+    """``images [N, 1, 28, 28] -> [N, D]`` flattened output of the last conv block, on the
+    model's device (the images may be elsewhere)."""
+    device = next(model.parameters()).device
+    parts = [torch.flatten(model.features(images[i : i + batch_size].to(device)), 1)
              for i in range(0, len(images), batch_size)]  # fmt: skip
     return torch.cat(parts)
 
@@ -45,12 +47,14 @@ def fit_logistic(
     max_iter: int = 300,
 ) -> HeadFit:  # fmt: skip
     """Multinomial logistic regression on ``features [N, D]`` (mean cross-entropy plus
-    ``l2 * |W|^2`` in standardised units). Convex, so the answer does not depend on a seed."""
+    ``l2 * |W|^2`` in standardised units). Convex, so the answer does not depend on a seed.
+    Fitted on the features' device."""
     x = features.double()
+    labels = labels.to(x.device)
     mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
     z = (x - mean) / std
-    w = torch.zeros(classes, z.shape[1], dtype=torch.float64, requires_grad=True)
-    b = torch.zeros(classes, dtype=torch.float64, requires_grad=True)
+    w = torch.zeros(classes, z.shape[1], dtype=torch.float64, device=x.device, requires_grad=True)
+    b = torch.zeros(classes, dtype=torch.float64, device=x.device, requires_grad=True)
     opt = torch.optim.LBFGS([w, b], max_iter=max_iter, tolerance_grad=1e-9,
                             tolerance_change=1e-12, history_size=20,
                             line_search_fn="strong_wolfe")  # fmt: skip

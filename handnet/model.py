@@ -258,7 +258,10 @@ class HandNet(SimpleConvNet):
         conv1 = self.config.conv1
         if isinstance(self.conv1, GaborConv2d):
             conv1 = tuple(self.conv1.specs)
-        rules = {}
+        rules: dict[str, tuple[Rule, ...]] = {
+            "conv2": self.config.conv2,
+            "conv3": self.config.conv3,
+        }
         for name in ("conv2", "conv3")[: len(self.conv_names) - 1]:
             layer, written = getattr(self, name), getattr(self.config, name)
             if isinstance(layer, RuleConv2d):
@@ -267,7 +270,7 @@ class HandNet(SimpleConvNet):
                     Rule(r.description, tuple(t for o2, t in terms if o2 == o), bias[o])
                     for o, r in enumerate(written)
                 )
-        return replace(self.config, conv1=conv1, **rules)
+        return replace(self.config, conv1=conv1, conv2=rules["conv2"], conv3=rules["conv3"])
 
     def config_dict(self) -> dict[str, Any]:
         """The current config plus (read-only, ignored when loading) the layer kinds and every

@@ -104,11 +104,19 @@ def _descriptions(s: Specimen) -> dict[str, Any]:
     }
 
 
-def _superstimuli(s: Specimen, steps: int, quiet: bool) -> list[dict[str, Any]]:
+def _superstimuli(
+    s: Specimen, images: torch.Tensor, steps: int, quiet: bool
+) -> list[dict[str, Any]]:
     out = []
     for layer in progress(s.conv_names, quiet=quiet, desc="superstimuli", leave=False):
-        r = layer_superstimuli(s, layer, steps=steps)
-        out.append({"title": f"{layer}: one image per channel (1, 2, ... row by row)",
+        r = layer_superstimuli(s, layer, steps=steps, data=images)
+        digits = ", ".join(str(c + 1) for c, u in enumerate(r.used) if u == "digit")
+        said = (
+            f"; channels {digits} were silent on a random start and began from the test image that excites them most"
+            if digits
+            else ""
+        )
+        out.append({"title": f"{layer}: one image per channel (1, 2, ... row by row){said}",
                     "src": data_uri(image_grid(r.images.mean(1, keepdim=True)))})  # fmt: skip
     r = class_superstimuli(s, steps=steps)
     captions = [f"{s.class_names[k]}: p={float(p):.2f}" for k, p in enumerate(r.activation)]
@@ -216,7 +224,7 @@ def audit_context(
         ("descriptions", lambda: _descriptions(s)),
         ("drivers", lambda: _drivers(s, x, y, r["descriptions"].pop("frame"))),
         ("dissection", lambda: _dissection(s, x, y, r["drivers"].pop("frame"))),
-        ("superstimuli", lambda: _superstimuli(s, steps, quiet)),
+        ("superstimuli", lambda: _superstimuli(s, x, steps, quiet)),
         ("confusion", lambda: _confusion(s, x, y)),
         ("ablations", lambda: _ablations(s, x, y)),
         ("audits", lambda: _audits(s, x, y)),

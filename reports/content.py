@@ -170,6 +170,7 @@ def first_layer_maps(model: Any, images: np.ndarray) -> np.ndarray:
 def first_layer(view: RunView, samples: tuple[int, ...] = (0,)) -> list[dict[str, Any]]:
     """conv1 filters of each network, and the maps they make of a few real test digits."""
     from dissect.checkpoints import load_checkpoint
+    from dissect.specimen import specimen_of
 
     out = []
     for net in NETWORKS:
@@ -183,7 +184,7 @@ def first_layer(view: RunView, samples: tuple[int, ...] = (0,)) -> list[dict[str
         out.append(
             {
                 "title": net.title,
-                "filters": data_uri(figures.mosaic_png(model.conv1.weight)),
+                "filters": data_uri(figures.mosaic_png(specimen_of(model).conv("conv1").weight)),
                 "maps": [
                     data_uri(figures.activation_grid(d, m, c))
                     for d, m, c in zip(digits, maps, captions, strict=True)

@@ -75,7 +75,7 @@ def digit_png(image: np.ndarray, scale: int = 2) -> bytes:
     """A ``[28, 28]`` image in [0, 1] as a small grey PNG, white ink on black."""
     pixels = (np.clip(image, 0, 1) * 255).astype(np.uint8)
     img = Image.fromarray(pixels, mode="L")
-    return _image_png(img.resize((img.width * scale, img.height * scale), Image.NEAREST))
+    return _image_png(img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST))
 
 
 def filter_mosaic(
@@ -110,7 +110,7 @@ def filter_animation(frames: dict[str, torch.Tensor], ms_per_frame: int = 180) -
         frame = Image.new("RGB", (mosaic.width, mosaic.height + 14), "white")
         frame.paste(mosaic, (0, 14))
         ImageDraw.Draw(frame).text((2, 1), f"step {int(key.split('_')[-1])}", fill="black")
-        images.append(frame.convert("P", palette=Image.ADAPTIVE))
+        images.append(frame.convert("P", palette=Image.Palette.ADAPTIVE))
     buf = io.BytesIO()
     images[0].save(
         buf, format="GIF", save_all=True, append_images=images[1:], duration=ms_per_frame, loop=0
@@ -145,15 +145,15 @@ def image_grid(images: torch.Tensor, columns: int = 16, scale: int = 2, gap: int
     x = images.detach().float().cpu()[:, 0]
     lo = x.flatten(1).min(1).values[:, None, None]
     hi = x.flatten(1).max(1).values[:, None, None]
-    x = ((x - lo) / (hi - lo + 1e-12) * 255).to(torch.uint8).numpy()
-    n, h, w = x.shape
+    pixels = ((x - lo) / (hi - lo + 1e-12) * 255).to(torch.uint8).numpy()
+    n, h, w = pixels.shape
     rows, cols = -(-n // columns), min(n, columns)
     canvas = np.full((rows * (h + gap), cols * (w + gap)), 255, np.uint8)
     for i in range(n):
         r, q = divmod(i, columns)
-        canvas[r * (h + gap) : r * (h + gap) + h, q * (w + gap) : q * (w + gap) + w] = x[i]
+        canvas[r * (h + gap) : r * (h + gap) + h, q * (w + gap) : q * (w + gap) + w] = pixels[i]
     img = Image.fromarray(canvas, mode="L")
-    return _image_png(img.resize((img.width * scale, img.height * scale), Image.NEAREST))
+    return _image_png(img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST))
 
 
 def maps_table(inputs: np.ndarray, maps: np.ndarray, row_titles: Sequence[str]) -> bytes:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
 import torch
 from torch import nn
+
+from dissect.specimen import ConvLike, specimen_of
+from simpleconvnet.model import SimpleConvNet
 
 __all__ = ["parameter_count", "conv_macs", "predictions"]
 
@@ -13,17 +18,23 @@ def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def conv_macs(model: nn.Module, image_size: int = 28) -> int:
+def conv_macs(model: SimpleConvNet, image_size: int = 28) -> int:
     """Multiply-accumulates of the conv layers (``model.conv_names``, hand-built ones included)
     for one ``[1, 1, S, S]`` input."""
     total = 0
 
-    def count(module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
-        nonlocal total
-        total += output.numel() * module.weight[0].numel()  # C_in/groups * kh * kw per output
+    def counter(conv: ConvLike) -> Callable[[nn.Module, object, torch.Tensor], None]:
+        def count(_module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
+            nonlocal total
+            total += output.numel() * conv.weight[0].numel()  # C_in/groups * kh * kw per output
 
-    layers = [getattr(model, name) for name in model.conv_names]
-    handles = [layer.register_forward_hook(count) for layer in layers]
+        return count
+
+    specimen = specimen_of(model)
+    handles = [
+        specimen.modules[name].register_forward_hook(counter(specimen.conv(name)))
+        for name in model.conv_names
+    ]
     try:
         with torch.no_grad():
             device = next(model.parameters()).device

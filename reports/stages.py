@@ -13,15 +13,19 @@ import hashlib
 import importlib.util
 import json
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import torch
 
-from dissect.atomic import atomic_save, atomic_write_text
+from dissect.atomic import atomic_save, atomic_write_bytes, atomic_write_text
 from reports.config import RunConfig
 from reports.pipeline import Stage, StageContext
+
+if TYPE_CHECKING:
+    from simpleconvnet.model import SimpleConvNet
 
 __all__ = ["Network", "NETWORKS", "build_stages", "load_data", "checkpoint_of", "code_digest"]
 
@@ -49,7 +53,9 @@ DATA_KEYS = ("dataset", "data_dir", "seed")
 SNAPSHOT_EVERY = 25
 
 
-def load_data(config: RunConfig) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+def load_data(
+    config: RunConfig,
+) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
     from dissect.infra.datasets import load_split
 
     return (
@@ -65,6 +71,15 @@ def data_meta(config: RunConfig) -> dict[str, Any]:
 def checkpoint_of(ctx: StageContext, stage: str) -> Path:
     """The checkpoint folder an upstream producer stage names in its summary."""
     return ctx.run_dir / ctx.summary(stage)["checkpoint"]
+
+
+def load_network(ctx: StageContext, net: Network) -> tuple[SimpleConvNet, dict[str, Any]]:
+    """The checkpoint of ``net`` on the run's device: every network the report compares is a
+    SimpleConvNet (HandNet extends it)."""
+    from simpleconvnet.checkpoint import load_model
+    from simpleconvnet.model import SimpleConvNet
+
+    return load_model(checkpoint_of(ctx, net.stage), SimpleConvNet, map_location=ctx.device)
 
 
 def missing_module(*modules: str) -> str | None:
@@ -102,11 +117,12 @@ def run_train(ctx: StageContext) -> dict[str, Any]:
 
 def run_prune(ctx: StageContext) -> dict[str, Any]:
     """Prune the trained net with the package's defaults (fewer epochs for a quick run)."""
-    from dissect.checkpoints import load_checkpoint
+    from simpleconvnet.checkpoint import load_model
+    from simpleconvnet.model import SimpleConvNet
     from simpleconvnet.prune import PruneConfig, prune
 
     c = ctx.config
-    model, meta = load_checkpoint(checkpoint_of(ctx, "train"), map_location=ctx.device)
+    model, meta = load_model(checkpoint_of(ctx, "train"), SimpleConvNet, map_location=ctx.device)
     d = PruneConfig()
 
     def epochs(n: int) -> int:  # a quick run (fewer --epochs than the default) retrains less
@@ -165,13 +181,15 @@ FINETUNE_LR = 3e-3
 
 def run_handnet_finetune(ctx: StageContext, mode: str) -> dict[str, Any]:
     """Fine-tune the hand-built HandNet (``constrained`` or ``free``); how far filters drift."""
-    from dissect.checkpoints import load_checkpoint
     from handnet.finetune import filter_drift, finetune
+    from handnet.model import HandNet
+    from simpleconvnet.checkpoint import load_model
     from simpleconvnet.train import TrainConfig
 
     c = ctx.config
-    model, meta = load_checkpoint(checkpoint_of(ctx, "handnet-build"), map_location=ctx.device)
-    before, _ = load_checkpoint(checkpoint_of(ctx, "handnet-build"), map_location=ctx.device)
+    built = checkpoint_of(ctx, "handnet-build")
+    model, meta = load_model(built, HandNet, map_location=ctx.device)
+    before, _ = load_model(built, HandNet, map_location=ctx.device)
     train, test = load_data(c)
     config = TrainConfig(
         epochs=c.finetune_epochs, lr=FINETUNE_LR, seed=c.seed, snapshot_every=SNAPSHOT_EVERY
@@ -200,10 +218,10 @@ def _plain(fit: object) -> dict[str, Any]:
 
 # -- every network: the measurements the report shows -----------------------------------------
 def run_measure(ctx: StageContext, net: Network) -> dict[str, Any]:
-    from dissect.checkpoints import load_checkpoint, load_checkpoint_data
+    from dissect.checkpoints import load_checkpoint_data
     from reports.measures import conv_macs, parameter_count, predictions
 
-    model, meta = load_checkpoint(checkpoint_of(ctx, net.stage), map_location=ctx.device)
+    model, meta = load_network(ctx, net)
     images, labels = load_checkpoint_data(meta, "test")
     frame = predictions(model, images, labels)
     atomic_save(ctx.out / "predictions.csv", lambda p: frame.to_csv(p, index=False))
@@ -246,13 +264,15 @@ def run_dissect(ctx: StageContext, net: Network) -> dict[str, Any]:
     from dissect.gabor import gabor_fit
     from dissect.labels import describe_model
     from dissect.probes import ORIENTATION_OF
+    from dissect.specimen import specimen_of
     from reports.figures import maps_table
 
     model, meta = load_checkpoint(checkpoint_of(ctx, net.stage), map_location=ctx.device)
     labels = describe_model(model)
     atomic_save(ctx.out / "labels.csv", lambda p: labels.to_csv(p, index=False))
     first = labels[labels["layer"] == "conv1"].reset_index(drop=True)
-    fits = [gabor_fit(w[0].cpu().numpy()) for w in model.conv1.weight.detach()]
+    conv1 = specimen_of(model).conv("conv1")
+    fits = [gabor_fit(w[0].cpu().numpy()) for w in conv1.weight.detach()]
     gabor = pd.DataFrame(
         [
             {"channel": c + 1, "description": first["description"][c], **f.as_dict()}
@@ -296,7 +316,7 @@ def write_audits(ctx: StageContext, model: Any, meta: dict[str, Any]) -> None:
         explanation = explain_prediction(model, images[i : i + 1])
         name = f"audit-{i}.png"
         png = digit_png(images[i, 0].numpy(), scale=4)
-        atomic_save(ctx.out / name, lambda p, png=png: p.write_bytes(png))
+        atomic_write_bytes(ctx.out / name, png)
         audits.append({"index": i, "label": int(labels[i]), "pred": explanation.predicted, "image": name,
                        "text": explanation.text(int(labels[i]))})  # fmt: skip
     atomic_write_text(ctx.out / "audit.json", json.dumps(audits, indent=2))
@@ -304,12 +324,11 @@ def write_audits(ctx: StageContext, model: Any, meta: dict[str, Any]) -> None:
 
 def run_superstimuli(ctx: StageContext, net: Network) -> dict[str, Any]:
     """A superstimulus for every channel of every conv layer, and for every class."""
-    from dissect.checkpoints import load_checkpoint
     from dissect.superstimuli import class_superstimuli, layer_superstimuli
     from reports.figures import image_grid
 
     c = ctx.config
-    model, _ = load_checkpoint(checkpoint_of(ctx, net.stage), map_location=ctx.device)
+    model, _ = load_network(ctx, net)
     found = [
         layer_superstimuli(model, n, steps=c.superstimulus_steps, seed=c.seed)
         for n in model.conv_names
@@ -319,7 +338,7 @@ def run_superstimuli(ctx: StageContext, net: Network) -> dict[str, Any]:
     for i, s in enumerate(found):
         name = s.layer if i < len(model.conv_names) else "classes"
         png = image_grid(s.images, columns=10 if name == "classes" else 16)
-        atomic_save(ctx.out / f"{name}.png", lambda p, png=png: p.write_bytes(png))
+        atomic_write_bytes(ctx.out / f"{name}.png", png)
         rows += [
             {"layer": name, "unit": u + 1, "activation": float(a), "optimised": used}
             for u, (a, used) in enumerate(zip(s.activation, s.used, strict=True))
@@ -357,10 +376,10 @@ def run_explain(ctx: StageContext, net: Network, sample: int = 0) -> dict[str, A
     """Dissection figure + contribution table of every outer channel after conv1, the channels
     driving each class, and ablations checked against the tables' roles."""
     from dissect.ablation import ablation_table, agreement
-    from dissect.checkpoints import load_checkpoint, load_checkpoint_data
+    from dissect.checkpoints import load_checkpoint_data
     from dissect.head import class_drivers
 
-    model, meta = load_checkpoint(checkpoint_of(ctx, net.stage), map_location=ctx.device)
+    model, meta = load_network(ctx, net)
     images, labels = load_checkpoint_data(meta, "test")
     labels_table = pd.read_csv(ctx.run_dir / f"dissect-{net.key}" / "labels.csv")
     roles, errors = [], []
@@ -374,8 +393,8 @@ def run_explain(ctx: StageContext, net: Network, sample: int = 0) -> dict[str, A
             )  # noqa: E501
             errors.append(error)
             stem = ctx.out / "channels" / f"{layer}-{o + 1:02d}"
-            atomic_save(stem.with_suffix(".png"), lambda p, png=png: p.write_bytes(png))
-            atomic_save(stem.with_suffix(".csv"), lambda p, t=table: t.to_csv(p, index=False))
+            atomic_write_bytes(stem.with_suffix(".png"), png)
+            atomic_save(stem.with_suffix(".csv"), partial(table.to_csv, index=False))
             roles += [
                 {"layer": model.conv_names[i - 1], "channel": int(j), "role": r}
                 for j, r in zip(table["j"], table["role"], strict=True)
@@ -445,7 +464,7 @@ def build_stages() -> list[Stage]:
     )  # fmt: skip
     stages += [
         Stage(
-            f"handnet-{mode}", lambda ctx, mode=mode: run_handnet_finetune(ctx, mode),
+            f"handnet-{mode}", partial(run_handnet_finetune, mode=mode),
             deps=("handnet-build",), keys=(*DATA_KEYS, "finetune_epochs"),
             extra_inputs=lambda: {"lr": FINETUNE_LR, "snapshot_every": SNAPSHOT_EVERY},
             unavailable=lambda: missing_module("handnet.finetune"),
@@ -456,7 +475,7 @@ def build_stages() -> list[Stage]:
     stages += [_measure_stage(n) for n in NETWORKS if n.stage in producers]
     stages += [
         Stage(
-            f"dissect-{n.key}", lambda ctx, n=n: run_dissect(ctx, n), deps=(n.stage,),
+            f"dissect-{n.key}", partial(run_dissect, net=n), deps=(n.stage,),
             unavailable=lambda: missing_module("dissect.labels", "dissect.gabor", "dissect.probes"),
         )
         for n in NETWORKS
@@ -464,7 +483,7 @@ def build_stages() -> list[Stage]:
     ]  # fmt: skip
     stages += [
         Stage(
-            f"explain-{n.key}", lambda ctx, n=n: run_explain(ctx, n), deps=(n.stage, f"dissect-{n.key}"),
+            f"explain-{n.key}", partial(run_explain, net=n), deps=(n.stage, f"dissect-{n.key}"),
             unavailable=lambda: missing_module("dissect.contributions", "dissect.head", "dissect.ablation"),
         )
         for n in NETWORKS
@@ -472,7 +491,7 @@ def build_stages() -> list[Stage]:
     ]  # fmt: skip
     stages += [
         Stage(
-            f"superstimuli-{n.key}", lambda ctx, n=n: run_superstimuli(ctx, n), deps=(n.stage,),
+            f"superstimuli-{n.key}", partial(run_superstimuli, net=n), deps=(n.stage,),
             keys=("seed", "superstimulus_steps"),
             unavailable=lambda: missing_module("dissect.superstimuli"),
         )

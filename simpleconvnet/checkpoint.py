@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 import platform
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from dissect.atomic import atomic_path, atomic_write_text
 from dissect.checkpoints import load_checkpoint, read_metadata, save_model
@@ -18,6 +19,7 @@ from dissect.errors import AuditError
 
 __all__ = [
     "load_checkpoint",
+    "load_model",
     "read_metadata",
     "save_model",
     "save_training_state",
@@ -27,6 +29,22 @@ __all__ = [
 
 OPTIM_FILE = "optimizer.safetensors"
 STATE_FILE = "training_state.json"
+
+ModelT = TypeVar("ModelT", bound=nn.Module)
+
+
+def load_model(
+    path: str | Path, cls: type[ModelT], map_location: str | torch.device = "cpu"
+) -> tuple[ModelT, dict[str, Any]]:
+    """:func:`load_checkpoint` for a caller that needs a ``cls`` (e.g. ``SimpleConvNet``, which
+    ``HandNet`` extends): ``(model, metadata)``; a checkpoint of another architecture raises
+    :class:`AuditError`."""
+    model, meta = load_checkpoint(path, map_location=map_location)
+    if not isinstance(model, cls):
+        raise AuditError(
+            f"checkpoint {str(path)!r} holds a {type(model).__name__}, not a {cls.__name__}"
+        )
+    return model, meta
 
 
 def package_versions() -> dict[str, str]:

@@ -13,6 +13,7 @@ from torch import nn
 
 from dissect import distributed as dist
 from dissect.activations import layer_activation
+from dissect.specimen import specimen_of
 
 __all__ = [
     "Criterion",
@@ -29,35 +30,47 @@ Data = tuple[torch.Tensor, torch.Tensor]
 Criterion = Callable[[nn.Module, str, Data], torch.Tensor]
 
 
+#: ``(sum [C], sum of squares [C], count [], per-class sums [10, C], per-class counts [10])``
+Sums = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+
+
 @torch.no_grad()
-def _channel_sums(model: nn.Module, layer: str, data: Data, batch_size: int = 500):
+def _channel_sums(model: nn.Module, layer: str, data: Data, batch_size: int = 500) -> Sums:
     """Per channel: sum, sum of squares and count of activations, and per-class sums of the
     spatial mean activation, over this rank's shard, reduced across ranks (float64)."""
     images, labels = data
     device = next(model.parameters()).device
     idx = torch.as_tensor(list(dist.shard(len(images))), dtype=torch.long)
-    s1 = s2 = count = per_class = class_n = None
+    sums: Sums | None = None
     for start in range(0, len(idx), batch_size):
         part = idx[start : start + batch_size]
         a = layer_activation(model, layer, images[part].to(device)).double().cpu()
-        if s1 is None:
+        if sums is None:
             c = a.shape[1]
-            s1, s2, count = (
+            sums = (
                 torch.zeros(c, dtype=torch.float64),
                 torch.zeros(c, dtype=torch.float64),
                 torch.zeros((), dtype=torch.float64),
-            )
-            per_class, class_n = (
                 torch.zeros(10, c, dtype=torch.float64),
                 torch.zeros(10, dtype=torch.float64),
             )
+        s1, s2, count, per_class, class_n = sums  # accumulated in place
         s1 += a.sum((0, 2, 3))
         s2 += (a * a).sum((0, 2, 3))
         count += a.shape[0] * a.shape[2] * a.shape[3]
         y = labels[part].cpu()
         per_class.index_add_(0, y, a.mean((2, 3)))
         class_n += torch.bincount(y, minlength=10).double()
-    return tuple(dist.all_reduce_sum(t) for t in (s1, s2, count, per_class, class_n))
+    if sums is None:
+        raise ValueError("no images to take channel statistics over on this rank")
+    s1, s2, count, per_class, class_n = sums
+    return (
+        dist.all_reduce_sum(s1),
+        dist.all_reduce_sum(s2),
+        dist.all_reduce_sum(count),
+        dist.all_reduce_sum(per_class),
+        dist.all_reduce_sum(class_n),
+    )
 
 
 def activation_variation(model: nn.Module, layer: str, data: Data) -> torch.Tensor:
@@ -105,9 +118,10 @@ def low_frequency_share(weight: torch.Tensor) -> torch.Tensor:
 def filter_structure(model: nn.Module, layer: str, data: Data) -> torch.Tensor:
     """The opposite of noise-likeness. Every layer: the low-frequency share of the filter's
     energy; first layer: its mean with the R^2 of a Gabor fit (:mod:`dissect.gabor`)."""
-    weight = getattr(model, layer).weight.detach().cpu()
+    specimen = specimen_of(model)
+    weight = specimen.conv(layer).weight.detach().cpu()
     share = low_frequency_share(weight)
-    if layer != model.conv_names[0]:
+    if layer != specimen.conv_names[0]:
         return share
     from dissect.gabor import gabor_fit
 
@@ -147,4 +161,6 @@ def combine(scores: dict[str, torch.Tensor], weights: dict[str, float]) -> torch
     total = sum(weights.get(k, 0.0) for k in scores)
     if total <= 0:
         raise ValueError("criterion weights must not all be zero")
-    return sum(weights.get(k, 0.0) * rank_normalise(v) for k, v in scores.items()) / total
+    # start from a zero tensor rather than 0: the same values, and the sum is typed as a tensor
+    parts = (weights.get(k, 0.0) * rank_normalise(v) for k, v in scores.items())
+    return sum(parts, torch.zeros(())) / total

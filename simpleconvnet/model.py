@@ -69,6 +69,8 @@ class SimpleConvNet(nn.Module):
     """
 
     architecture = "simpleconvnet.model:SimpleConvNet"
+    input_mean: torch.Tensor  # buffers registered in __init__
+    input_std: torch.Tensor
 
     def __init__(self, config: SimpleConvNetConfig | None = None) -> None:
         super().__init__()

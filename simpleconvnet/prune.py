@@ -20,9 +20,10 @@ import torch
 
 from dissect import distributed as dist
 from dissect.atomic import atomic_save, atomic_write_text
-from dissect.checkpoints import load_checkpoint, save_model
+from dissect.checkpoints import save_model
 from dissect.errors import AuditError
 from dissect.runtime import progress
+from simpleconvnet.checkpoint import load_model
 from simpleconvnet.criteria import CRITERIA, combine
 from simpleconvnet.model import SimpleConvNet
 from simpleconvnet.redundancy import COPY_CORRELATION, copy_correlation, refit_head_without
@@ -184,7 +185,7 @@ def _resume(out: Path, device) -> tuple[int, SimpleConvNet | None, dict, list, l
     if not state_path.is_file():
         return -1, None, {}, [], [], {}
     state = json.loads(state_path.read_text())
-    model, _ = load_checkpoint(out / f"iter_{state['done']}", map_location=device)
+    model, _ = load_model(out / f"iter_{state['done']}", SimpleConvNet, map_location=device)
     redundancy = json.loads((out / "redundancy.json").read_text())
     return state["done"], model, state["origins"], state["rows"], state["score_rows"], redundancy
 

@@ -9,10 +9,10 @@ accuracy: the net without it (the rest retrained) must stay within the budget.
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from dissect import distributed as dist
 from simpleconvnet.criteria import layer_activation
+from simpleconvnet.model import SimpleConvNet
 
 __all__ = ["COPY_CORRELATION", "copy_correlation", "refit_head_without"]
 
@@ -23,7 +23,7 @@ COPY_CORRELATION = 0.8
 
 @torch.no_grad()
 def copy_correlation(
-    model: nn.Module, layer: str, images: torch.Tensor, batch_size: int = 500
+    model: SimpleConvNet, layer: str, images: torch.Tensor, batch_size: int = 500
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """For each channel of ``layer``: ``(best |corr| [C], index of that previous channel [C])``.
 
@@ -64,8 +64,8 @@ def copy_correlation(
 
 @torch.no_grad()
 def refit_head_without(
-    model: nn.Module,
-    without: nn.Module,
+    model: SimpleConvNet,
+    without: SimpleConvNet,
     images: torch.Tensor,
     ridge: float = 1e-3,
     batch_size: int = 500,
@@ -79,20 +79,16 @@ def refit_head_without(
     """
     device = next(model.parameters()).device
     idx = torch.as_tensor(list(dist.shard(len(images))), dtype=torch.long)
-    xtx = xty = ysum = yy = n = None
+    acc: list[torch.Tensor] | None = None  # z'z, z'y, sum y, sum y^2, n
     for start in range(0, len(idx), batch_size):
         x = images[idx[start : start + batch_size]].to(device)
         z = torch.flatten(without.features(x), 1).double().cpu()
         z = torch.cat([z, torch.ones(len(z), 1, dtype=torch.float64)], 1)
         y = model.fc4(torch.flatten(model.features(x), 1)).double().cpu()
-        parts = (z.T @ z, z.T @ y, y.sum(0), (y * y).sum(0), torch.tensor(float(len(y))))
-        if xtx is None:
-            xtx, xty, ysum, yy, n = parts
-        else:
-            xtx, xty, ysum, yy, n = (
-                a + b for a, b in zip((xtx, xty, ysum, yy, n), parts, strict=True)
-            )
-    xtx, xty, ysum, yy, n = (dist.all_reduce_sum(t) for t in (xtx, xty, ysum, yy, n))
+        parts = [z.T @ z, z.T @ y, y.sum(0), (y * y).sum(0), torch.tensor(float(len(y)))]
+        acc = parts if acc is None else [a + b for a, b in zip(acc, parts, strict=True)]
+    assert acc is not None
+    xtx, xty, ysum, yy, n = (dist.all_reduce_sum(t) for t in acc)
     lam = ridge * torch.diagonal(xtx).mean()
     w = torch.linalg.solve(xtx + lam * torch.eye(len(xtx), dtype=torch.float64), xty)  # [D+1, H]
     without.fc4.weight.copy_(w[:-1].T.float())

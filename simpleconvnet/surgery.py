@@ -82,7 +82,7 @@ def drop_last_conv(model: SimpleConvNet, generator: torch.Generator) -> SimpleCo
     return small.to(next(model.parameters()).device)
 
 
-def conv_parameter_count(model: torch.nn.Module) -> int:
+def conv_parameter_count(model: SimpleConvNet) -> int:
     """Weights and biases of all conv layers."""
     return sum(
         getattr(model, n).weight.numel() + getattr(model, n).bias.numel() for n in model.conv_names

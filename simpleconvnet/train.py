@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 import torch
@@ -122,7 +122,7 @@ def evaluate(
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    classes = int(model.fc5.out_features)  # type: ignore[union-attr]
+    classes = int(cast(nn.Linear, model.get_submodule("fc5")).out_features)  # the suite's head
     confusion = torch.zeros(classes, classes, dtype=torch.int64)
     loss_sum = torch.zeros((), dtype=torch.float64)
     idx = torch.arange(dist.rank(), len(images), dist.world_size())

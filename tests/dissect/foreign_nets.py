@@ -88,6 +88,8 @@ def lenet5() -> nn.Sequential:
     )
 
 
+Stroke = tuple[tuple[float, float], tuple[float, float]]
+
 # Each class: strokes as segments ((x0, y0), (x1, y1)) in a frame centred on the image, x right,
 # y up, in pixels before jitter.
 _S = 8.0
@@ -95,7 +97,7 @@ _CIRCLE = [
     ((_S * math.cos(a), _S * math.sin(a)), (_S * math.cos(b), _S * math.sin(b)))
     for a, b in ((2 * math.pi * i / 12, 2 * math.pi * (i + 1) / 12) for i in range(12))
 ]
-CLASS_STROKES: tuple[list[tuple[tuple[float, float], tuple[float, float]]], ...] = (
+CLASS_STROKES: tuple[list[Stroke], ...] = (
     [((-_S, 0), (_S, 0))],  # 0: horizontal line
     [((0, -_S), (0, _S))],  # 1: vertical line
     [((-_S, -_S), (_S, _S))],  # 2: line at 45 degrees
@@ -110,7 +112,9 @@ CLASS_STROKES: tuple[list[tuple[tuple[float, float], tuple[float, float]]], ...]
 )  # fmt: skip
 
 
-def _draw(strokes, angle: float, scale: float, shift: tuple[float, float], width: float):  # type: ignore[no-untyped-def]
+def _draw(
+    strokes: list[Stroke], angle: float, scale: float, shift: tuple[float, float], width: float
+) -> torch.Tensor:
     """One ``[28, 28]`` image: the strokes turned by ``angle`` (radians), scaled and shifted,
     drawn with soft edges ``width`` pixels wide."""
     rows, cols = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
