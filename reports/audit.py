@@ -129,7 +129,7 @@ def _drivers(
     s: Specimen, images: torch.Tensor, labels: torch.Tensor, descriptions: pd.DataFrame
 ) -> dict[str, Any]:
     layer = s.conv_names[-1]
-    split = score_contributions(s, images[:200])
+    split = score_contributions(s, images[stratified_sample(labels, 20, seed=0)])
     drivers = class_drivers(s, images, labels)
     words = descriptions[descriptions["layer"] == layer].set_index("channel")["description"]
     top = drivers[drivers["rank"] <= 3].copy()
@@ -159,7 +159,8 @@ def _dissection(
         )
         - 1
     )
-    table = contribution_table(s, layer, channel, images[:1], data=images[:200])
+    data = images[stratified_sample(labels, 20, seed=0)]
+    table = contribution_table(s, layer, channel, images[:1], data=data)
     from tempfile import TemporaryDirectory
 
     with TemporaryDirectory() as tmp:

@@ -378,9 +378,11 @@ def run_explain(ctx: StageContext, net: Network, sample: int = 0) -> dict[str, A
     from dissect.ablation import ablation_table, agreement
     from dissect.checkpoints import load_checkpoint_data
     from dissect.head import class_drivers
+    from dissect.infra.datasets import stratified_sample
 
     model, meta = load_network(ctx, net)
     images, labels = load_checkpoint_data(meta, "test")
+    reference = images[stratified_sample(labels, 20, seed=0)]  # 200 digits, 20 of each class
     labels_table = pd.read_csv(ctx.run_dir / f"dissect-{net.key}" / "labels.csv")
     roles, errors = [], []
     for i, layer in enumerate(model.conv_names[1:], start=1):
@@ -389,7 +391,7 @@ def run_explain(ctx: StageContext, net: Network, sample: int = 0) -> dict[str, A
         ].tolist()  # noqa: E501
         for o in range(getattr(model, layer).weight.shape[0]):
             png, table, error = dissect_channel(
-                model, layer, o, images[sample : sample + 1], images[:200], inner
+                model, layer, o, images[sample : sample + 1], reference, inner
             )  # noqa: E501
             errors.append(error)
             stem = ctx.out / "channels" / f"{layer}-{o + 1:02d}"
