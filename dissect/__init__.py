@@ -10,6 +10,7 @@ from dissect.activations import activation_maps, activation_stats, layer_activat
 from dissect.checkpoints import load_checkpoint, save_model
 from dissect.contributions import contribution_table, contributions
 from dissect.errors import AuditError
+from dissect.explain import explain_classes
 from dissect.gabor import gabor_fit, gabor_kernel
 from dissect.head import ScoreSplit, class_drivers, head_contributions, score_contributions
 from dissect.labels import describe_layer, describe_model
@@ -39,6 +40,7 @@ __all__ = [
     "contributions",
     "describe_layer",
     "describe_model",
+    "explain_classes",
     "gabor_fit",
     "gabor_kernel",
     "head_contributions",

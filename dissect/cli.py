@@ -8,7 +8,7 @@ import contextlib
 import io
 import tempfile
 
-from dissect import cli_analysis, cli_superstimuli
+from dissect import cli_analysis, cli_explain, cli_superstimuli
 from dissect import distributed as dist
 from dissect.runtime import resolve_device, run_cli
 
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     cli_analysis.register(sub)
     cli_superstimuli.register(sub)
+    cli_explain.register(sub)
     return parser
 
 

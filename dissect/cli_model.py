@@ -97,8 +97,9 @@ def check_model_options(args: argparse.Namespace) -> None:
         raise AuditError(f"unknown data set {args.dataset!r}: choose one of {', '.join(DATASETS)}")
 
 
-def load_subject(args: argparse.Namespace, with_data: bool = True) -> Subject:
-    """The network and its test images named by the options (see :func:`add_model_options`)."""
+def load_subject(args: argparse.Namespace, with_data: bool = True, split: str = "test") -> Subject:
+    """The network and the images of ``split`` named by the options (see
+    :func:`add_model_options`)."""
     import torch
 
     from dissect.checkpoints import load_checkpoint, load_checkpoint_data
@@ -110,7 +111,11 @@ def load_subject(args: argparse.Namespace, with_data: bool = True) -> Subject:
 
     check_model_options(args)
     device = resolve_device(args.device)
-    empty = (torch.zeros(0, 1, 28, 28), torch.zeros(0, dtype=torch.long))
+    # no test images: on the CPU, where load_split puts real ones
+    empty = (
+        torch.zeros(0, 1, 28, 28, device="cpu"),
+        torch.zeros(0, dtype=torch.long, device="cpu"),
+    )
     if args.ckpt:
         model, meta = load_checkpoint(args.ckpt, map_location=device)
         data = (meta.get("data") or {}).get("name", "mnist-5k")
@@ -120,9 +125,9 @@ def load_subject(args: argparse.Namespace, with_data: bool = True) -> Subject:
         if not with_data:
             return Subject(specimen, *empty, str(args.ckpt), meta)
         if args.dataset is None:
-            images, labels = load_checkpoint_data(meta, "test", args.data_dir)
+            images, labels = load_checkpoint_data(meta, split, args.data_dir)
         else:
-            images, labels = load_split(args.dataset, "test", args.data_dir)
+            images, labels = load_split(args.dataset, split, args.data_dir)
         return Subject(specimen, images, labels, str(args.ckpt), meta)
     shape = parse_shape(args.input)
     name = args.dataset or "mnist-5k"
@@ -142,7 +147,7 @@ def load_subject(args: argparse.Namespace, with_data: bool = True) -> Subject:
     meta = {"model": args.model, "weights": args.weights, "input": list(shape), "dataset": name}
     if not with_data:
         return Subject(specimen, *empty, args.model, meta)
-    images, labels = load_split(name, "test", args.data_dir)
+    images, labels = load_split(name, split, args.data_dir)
     images, notes = fit_images(images, specimen.spec)
     if not getattr(args, "quiet", False):
         for note in notes:

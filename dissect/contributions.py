@@ -21,6 +21,7 @@ __all__ = [
     "contributions",
     "inner_channels",
     "layer_contributions",
+    "dataset_shares",
     "contribution_table",
     "ROLE_WEAK",
     "ROLE_THRESHOLD",
@@ -79,7 +80,7 @@ def _corr(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _dataset_shares(
+def dataset_shares(
     specimen: Specimen, layer: str, images: torch.Tensor, out_channel: int
 ) -> torch.Tensor:
     """Mean over images of each a_j's signed share (a_j summed over positions, over the sum of
@@ -120,9 +121,9 @@ def contribution_table(
     per = a.sum((0, 2, 3)).double()
     share = per / per.abs().sum().clamp(min=1e-12)
     same_size = x.shape[2:] == a.shape[2:]
-    with_x = _corr(a, x) if same_size else torch.full((a.shape[1],), float("nan"))
+    with_x = _corr(a, x) if same_size else torch.full((a.shape[1],), float("nan"), device=a.device)
     with_y = _corr(a, y.unsqueeze(1).expand_as(a))
-    data_share = _dataset_shares(specimen, layer, data, out_channel) if data is not None else None
+    data_share = dataset_shares(specimen, layer, data, out_channel) if data is not None else None
     rows = []
     for j in range(a.shape[1]):
         weak = (

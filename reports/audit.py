@@ -176,7 +176,7 @@ def _dissection(
 def _confusion(s: Specimen, images: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
     pred, _ = predictions(s, images)
     k = s.num_classes
-    matrix = torch.zeros(k, k, dtype=torch.long).index_put_(
+    matrix = torch.zeros(k, k, dtype=torch.long, device=pred.device).index_put_(
         (labels, pred), torch.ones_like(labels), accumulate=True
     )
     rows = [[s.class_names[t], *matrix[t].tolist()] for t in range(k)]
@@ -237,8 +237,11 @@ def audit_context(
 
 
 def write_audit_report(subject: Subject, out: Path, **kwargs: Any) -> dict[str, Path]:
-    """``out/index.html`` (one self-contained file) and ``out/report.pdf``."""
+    """``out/index.html`` (one self-contained file) and ``out/report.pdf`` (where WeasyPrint is
+    installed); returns the paths written."""
     html = render_html(audit_context(subject, **kwargs), template="audit.html.j2")
     atomic_write_text(out / "index.html", html)
-    write_pdf(html, out / "report.pdf", out)
-    return {"html": out / "index.html", "pdf": out / "report.pdf"}
+    paths = {"html": out / "index.html"}
+    if write_pdf(html, out / "report.pdf", out, quiet=bool(kwargs.get("quiet"))):
+        paths["pdf"] = out / "report.pdf"
+    return paths

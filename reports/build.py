@@ -50,7 +50,8 @@ def report_context(run_dir: Path) -> dict:
 def build_report(
     run_dir: Path, out: Path | None = None, *, quiet: bool = False, warn: bool = True
 ) -> dict[str, Path]:
-    """Write ``out/index.html`` and ``out/report.pdf`` (``out`` defaults to RUN_DIR/report).
+    """Write ``out/index.html`` and ``out/report.pdf`` (``out`` defaults to RUN_DIR/report;
+    the PDF only where WeasyPrint is installed: the paths returned say what was written).
 
     With ``warn``, each stage the report lacks is named on stderr with the command that makes it.
     """
@@ -61,10 +62,12 @@ def build_report(
         print(f"warning: {note}", file=sys.stderr)
     html = render_html(context)
     atomic_write_text(out / "index.html", html)
-    write_pdf(html, out / "report.pdf", out)
+    paths = {"html": out / "index.html"}
+    if write_pdf(html, out / "report.pdf", out, quiet=quiet):
+        paths["pdf"] = out / "report.pdf"
     if not quiet:
-        print(f"report: {out / 'index.html'} and {out / 'report.pdf'}", file=sys.stderr)
-    return {"html": out / "index.html", "pdf": out / "report.pdf"}
+        print(f"report: {' and '.join(map(str, paths.values()))}", file=sys.stderr)
+    return paths
 
 
 def _missing_notes(context: dict) -> list[str]:

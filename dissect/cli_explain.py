@@ -1,0 +1,51 @@
+"""``dissect explain``: each class's reasoning in words (which last-layer channels carry it,
+what builds them, what holds it back), derived on the training digits by default."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from dissect.cli_model import add_model_options
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    e = sub.add_parser("explain", help="each class's reasoning in words",
+                       description="Compose each class's reasoning from the exact decompositions and the channel descriptions; "
+                       "write explain.txt (paragraphs) and explain.csv (one row per class and channel).")  # fmt: skip
+    add_model_options(e, out="runs/dissect")
+    e.add_argument("--class", dest="target", type=int, default=None, help="one class, 0-based (default: every class)")  # fmt: skip
+    e.add_argument("--split", choices=("train", "test"), default="train",
+                   help="the images the reasoning is derived on (default train, so the test split can check it)")  # fmt: skip
+    e.add_argument("--layer", default=None, help="conv layer whose channels carry the scores (default: the last)")  # fmt: skip
+    e.add_argument("--top", type=int, default=3, help="channels named per class (default 3)")
+    e.set_defaults(func=cmd_explain)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from dissect.atomic import atomic_save, atomic_write_text
+    from dissect.cli_model import check_model_options, load_subject
+    from dissect.errors import AuditError
+    from dissect.explain import explain_classes, reasoning_table
+
+    check_model_options(args)
+    if args.top < 1:
+        raise AuditError(f"--top {args.top}: name at least 1 channel per class")
+    subject = load_subject(args, split=args.split)
+    if args.layer is not None:
+        subject.specimen.check_layer(args.layer)
+    k = subject.specimen.num_classes
+    if args.target is not None and not 0 <= args.target < k:
+        raise AuditError(f"--class {args.target}: the model has classes 0..{k - 1}")
+    classes = None if args.target is None else [args.target]
+    reasons = explain_classes(subject.specimen, subject.images, subject.labels, classes=classes, layer=args.layer, top=args.top)  # fmt: skip
+    text = "\n\n".join(r.paragraph() for r in reasons)
+    print(text)
+    out = Path(args.out)
+    atomic_write_text(out / "explain.txt", text + "\n")
+    table = reasoning_table(reasons)
+    atomic_save(out / "explain.csv", lambda p: table.to_csv(p, index=False))
+    print(f"\nreasoning: {out / 'explain.txt'} and {out / 'explain.csv'}")
+    return 0

@@ -1,0 +1,122 @@
+"""Per-class reasoning in words: known answers on a hand-set network, the paragraph generator
+on known roles, and the command line."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dissect.errors import AuditError
+from dissect.explain import ClassReasoning, Driver, Inner, explain_classes, reasoning_table
+from dissect.specimen import InputSpec, Specimen
+
+
+class Planted(nn.Module):
+    """conv1: channel 1 = x, channel 2 = 1 - x (ReLU); conv2: channels 1 and 2 copy them,
+    channel 3 = 2 * (x) - (1 - x); global average pool; class k reads conv2 channel k + 1 only,
+    so conv2 channel 3 (0-based 2) is built to drive class 2."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 2, 1)
+        self.conv2 = nn.Conv2d(2, 3, 1)
+        self.fc = nn.Linear(3, 3)
+        with torch.no_grad():
+            self.conv1.weight.copy_(torch.tensor([1.0, -1.0]).view(2, 1, 1, 1))
+            self.conv1.bias.copy_(torch.tensor([0.0, 1.0]))
+            self.conv2.weight.copy_(
+                torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, -1.0]]).view(3, 2, 1, 1)
+            )
+            self.conv2.bias.zero_()
+            self.fc.weight.copy_(torch.eye(3))
+            self.fc.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.conv2(F.relu(self.conv1(x))))
+        return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
+
+
+def _planted() -> Specimen:
+    return Specimen(Planted(), InputSpec(1, 6, 6))
+
+
+def _descriptions() -> pd.DataFrame:
+    return pd.DataFrame({
+        "layer": ["conv1", "conv1", "conv2", "conv2", "conv2"],
+        "channel": [1, 2, 1, 2, 3],
+        "description": ["bright", "dark", "bright copy", "dark copy", "bright against dark"],
+        "confident": [True, True, True, False, True],
+    })  # fmt: skip
+
+
+def test_the_planted_driver_is_named_with_what_builds_it() -> None:
+    g = torch.Generator().manual_seed(0)
+    images = 0.6 + 0.4 * torch.rand(20, 1, 6, 6, generator=g)  # bright: x > 1 - x everywhere
+    labels = torch.full((20,), 2)
+    (reason,) = explain_classes(_planted(), images, labels, classes=[2], descriptions=_descriptions())  # fmt: skip
+    (driver,) = reason.carried_by
+    assert (driver.layer, driver.channel, driver.description) == ("conv2", 2, "bright against dark")
+    assert driver.share == pytest.approx(1.0)
+    assert [i.channel for i in driver.reinforced_by] == [0] and [i.channel for i in driver.negated_by] == [1]  # fmt: skip
+    bright = images.mean((1, 2, 3))  # per image: a_1 sums to 2 * bright, a_2 to -(1 - bright)
+    expected = float((2 * bright / (2 * bright + (1 - bright))).mean())
+    assert driver.reinforced_by[0].share == pytest.approx(expected, rel=1e-5)
+    assert reason.coverage == pytest.approx(1.0)
+    text = reason.paragraph()
+    assert "'bright against dark' (conv2 channel 3), 100 %" in text
+    assert "built from conv1's 'bright' reinforced, 'dark' negated" in text
+
+
+def test_a_class_no_channel_carries_and_a_bad_class() -> None:
+    images = torch.zeros(4, 1, 6, 6)  # black: only 'dark' fires, so class 2 reads 2*0 - 1 < 0
+    (reason,) = explain_classes(_planted(), images, torch.full((4,), 2), classes=[2], descriptions=_descriptions())  # fmt: skip
+    assert reason.carried_by == () and "no channel" in reason.paragraph()
+    with pytest.raises(AuditError, match="no class 5"):
+        explain_classes(_planted(), images, torch.zeros(4, dtype=torch.long), classes=[5])
+
+
+def test_paragraph_and_table_on_known_roles() -> None:
+    up = Inner("conv1", 0, "upper side of a horizontal line", 0.4)
+    down = Inner("conv1", 3, "vertical line", -0.25)
+    top = Driver("conv2", 5, "horizontal stroke at the top", True, 0.18, (up,), (down,))
+    held = Driver("conv2", 2, "curve opening left", False, -0.09)
+    reason = ClassReasoning(7, "7", (top,), (held,), coverage=0.8, images=400)
+    text = reason.paragraph()
+    assert text.startswith("A 7 is mostly 'horizontal stroke at the top' (conv2 channel 6), 18 %")
+    assert "built from conv1's 'upper side of a horizontal line' reinforced, 'vertical line' negated" in text  # fmt: skip
+    assert "held back by 'curve opening left' (conv2 channel 3) (-9 %)" in text
+    assert "carry 80 % of its positive score (over 400 images)" in text
+    table = reasoning_table([reason])
+    assert list(table["role"]) == ["carries", "holds back"] and list(table["channel"]) == [6, 3]
+    assert table["reinforced_by"].iloc[0] == "upper side of a horizontal line (+0.40)"
+
+
+def test_command_line_explains_and_refuses_bad_layer_and_class(tmp_path, capsys) -> None:
+    from dissect.cli import _main
+    from dissect.runtime import run_cli
+    from tests.dissect.test_foreign_cli import NETS_FILE
+
+    torch.manual_seed(0)
+    weights = tmp_path / "net.pt"
+    from dissect.foreign import import_model
+
+    torch.save(import_model(f"{NETS_FILE}:lenet5").state_dict(), weights)
+    from tests.conftest import make_mnist_folder
+
+    data = make_mnist_folder(tmp_path / "data", n_train=60, n_test=10)
+    common = ["--model", f"{NETS_FILE}:lenet5", "--weights", str(weights), "--out", str(tmp_path / "out"),
+              "--dataset", "mnist", "--data-dir", str(data), "--device", "cpu", "--quiet"]  # fmt: skip
+    assert run_cli(_main, ["explain", *common, "--class", "4"]) == 0
+    text = (tmp_path / "out" / "explain.txt").read_text()
+    assert text.startswith("A 4 is mostly") or text.startswith("Class 4: no channel")
+    capsys.readouterr()
+    for bad, needle in (
+        (["--class", "10"], "--class 10"),
+        (["--layer", "5"], "valid layers are 0, 3"),
+    ):
+        assert run_cli(_main, ["explain", *common, *bad]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and needle in err[0], err
