@@ -163,8 +163,8 @@ def first_layer_maps(model: Any, images: np.ndarray) -> np.ndarray:
     import torch
 
     with torch.no_grad():
-        x = torch.as_tensor(images[:, None], dtype=torch.float32)
-        return torch.relu(model.conv1(model.normalize(x))).numpy()
+        x = torch.as_tensor(images[:, None], dtype=torch.float32, device=model.conv1.weight.device)
+        return torch.relu(model.conv1(model.normalize(x))).cpu().numpy()
 
 
 def first_layer(view: RunView, samples: tuple[int, ...] = (0,)) -> list[dict[str, Any]]:
@@ -335,6 +335,10 @@ def read_audits(path: Path) -> list[dict[str, Any]]:
     return audits
 
 
+def _paragraphs(path: Path) -> list[str]:
+    return [p for p in path.read_text().split("\n\n") if p.strip()] if path.is_file() else []
+
+
 def dissection(view: RunView, net: Network) -> dict[str, Any] | None:
     """What the dissect stage of ``net`` wrote, or ``None`` when it has not run."""
     folder = view.run_dir / f"dissect-{net.key}"
@@ -350,6 +354,7 @@ def dissection(view: RunView, net: Network) -> dict[str, Any] | None:
         "probes": file_uri(probes) if probes.is_file() else None,
         "channels": channel_dissections(explain) or channel_dissections(folder),
         "head": csv_table(explain / "head.csv") or csv_table(folder / "head.csv"),
+        "reasoning": _paragraphs(explain / "reasoning.txt"),
         "ablation": csv_table(explain / "agreement.csv") or csv_table(folder / "ablation.csv"),
         "audits": read_audits(folder / "audit.json"),
     }

@@ -416,10 +416,26 @@ def run_explain(ctx: StageContext, net: Network, sample: int = 0) -> dict[str, A
     )  # noqa: E501
     agree = agreement(ablations, role, drivers)
     atomic_save(ctx.out / "agreement.csv", lambda p: agree.to_csv(p, index=False))
+    write_reasoning(ctx, model, meta, labels_table)
     return {
         "ablation_agreement": float(agree["agrees"].mean()) if len(agree) else None,
         "decomposition_error": max(errors, default=None),
     }
+
+
+def write_reasoning(
+    ctx: StageContext, model: Any, meta: dict[str, Any], descriptions: pd.DataFrame
+) -> None:
+    """Each class's reasoning in words, derived on the training digits (the test split checks
+    it): ``reasoning.txt`` (a paragraph per class) and ``reasoning.csv``."""
+    from dissect.checkpoints import load_checkpoint_data
+    from dissect.explain import explain_classes, reasoning_table
+
+    images, labels = load_checkpoint_data(meta, "train")
+    reasons = explain_classes(model, images, labels, descriptions=descriptions)
+    atomic_write_text(ctx.out / "reasoning.txt", "\n\n".join(r.paragraph() for r in reasons) + "\n")
+    table = reasoning_table(reasons)
+    atomic_save(ctx.out / "reasoning.csv", lambda p: table.to_csv(p, index=False))
 
 
 def code_digest() -> dict[str, str]:
