@@ -21,6 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the images the reasoning is derived on (default train, so the test split can check it)")  # fmt: skip
     e.add_argument("--layer", default=None, help="conv layer whose channels carry the scores (default: the last)")  # fmt: skip
     e.add_argument("--top", type=int, default=3, help="channels named per class (default 3)")
+    e.add_argument("--check", action="store_true",
+                   help="check every claim on the other split against random channels (default off)")  # fmt: skip
+    e.add_argument("--draws", type=int, default=200, help="random draws per check (default 200)")
     e.set_defaults(func=cmd_explain)
 
 
@@ -33,6 +36,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     check_model_options(args)
     if args.top < 1:
         raise AuditError(f"--top {args.top}: name at least 1 channel per class")
+    if args.draws < 20:
+        raise AuditError(f"--draws {args.draws}: give at least 20 random draws per check")
     subject = load_subject(args, split=args.split)
     if args.layer is not None:
         subject.specimen.check_layer(args.layer)
@@ -48,4 +53,22 @@ def cmd_explain(args: argparse.Namespace) -> int:
     table = reasoning_table(reasons)
     atomic_save(out / "explain.csv", lambda p: table.to_csv(p, index=False))
     print(f"\nreasoning: {out / 'explain.txt'} and {out / 'explain.csv'}")
+    if args.check:
+        _check(args, subject.specimen, reasons, out)
     return 0
+
+
+def _check(args: argparse.Namespace, specimen, reasons, out: Path) -> None:
+    from dissect.atomic import atomic_save
+    from dissect.cli_model import load_subject
+    from dissect.faithfulness import check_reasoning, checks_table, scorecard
+
+    other = "test" if args.split == "train" else "train"
+    held_out = load_subject(args, split=other)
+    checks = check_reasoning(specimen, reasons, held_out.images, held_out.labels, draws=args.draws)
+    table, card = checks_table(checks), scorecard(checks)
+    atomic_save(out / "checks.csv", lambda p: table.to_csv(p, index=False))
+    print(f"\nchecked on the {other} split against {args.draws} random draws each (p < 0.05):")
+    for row in card.itertuples():
+        print(f"  {row.kind}: {row.hold} of {row.claims} claims hold")
+    print(f"checks: {out / 'checks.csv'}")

@@ -120,3 +120,21 @@ def test_command_line_explains_and_refuses_bad_layer_and_class(tmp_path, capsys)
         assert run_cli(_main, ["explain", *common, *bad]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and needle in err[0], err
+
+
+def test_the_planted_driver_is_confirmed_against_random_channels_and_a_decoy_is_not() -> None:
+    from dissect.faithfulness import driver_check, scorecard, weak_rows_check
+
+    g = torch.Generator().manual_seed(1)
+    images = torch.cat([0.6 + 0.4 * torch.rand(30, 1, 6, 6, generator=g), 0.3 * torch.rand(30, 1, 6, 6, generator=g)])  # fmt: skip
+    labels = torch.cat([torch.full((30,), 2), torch.full((30,), 1)])
+    planted = _planted()
+    recall, margin = driver_check(planted, "conv2", 2, [2], images, labels, draws=60)
+    assert recall.holds and margin.holds and margin.p < 0.05 and margin.statistic > margin.chance
+    decoy = driver_check(planted, "conv2", 2, [0], images, labels, draws=60)[1]
+    assert not decoy.holds  # conv2 channel 1 feeds class 0, not class 2
+    card = scorecard([recall, margin, decoy])
+    assert list(card["claims"]) == [1, 2] and list(card["hold"]) == [1, 1]
+    # conv2 channel 3 = 2 * bright - dark: on bright images 'dark' is small but not negligible
+    assert weak_rows_check(planted, "conv2", 2, [], images).holds
+    assert not weak_rows_check(planted, "conv2", 2, [0], images[:30]).holds
