@@ -69,7 +69,9 @@ def activation_stats(
         a = layer_activation(specimen, layer, batch).double().cpu()
         n = float(a.shape[0] * a.shape[2] * a.shape[3])
         sums = [a.sum((0, 2, 3)), (a * a).sum((0, 2, 3)), (a > 0).double().sum((0, 2, 3))]
-        return torch.cat([torch.stack(sums).flatten(), torch.tensor([n], dtype=torch.float64)])
+        return torch.cat(
+            [torch.stack(sums).flatten(), torch.tensor([n], dtype=torch.float64, device=a.device)]
+        )
 
     total = dist.sharded_sum(part, images, batch_size=batch_size)
     c = (len(total) - 1) // 3

@@ -127,7 +127,8 @@ def sharded_sum(
 ) -> torch.Tensor:
     """The data-set-wide loop: ``fn(*batch)`` over this rank's shard of ``data`` (tensors indexed
     together along dim 0), in batches, summed in float64 on the CPU, then summed across ranks."""
-    idx = torch.as_tensor(list(shard(len(data[0]))), dtype=torch.long)
+    # CPU indices: they index tensors on any device (data on the GPU as well as on the CPU)
+    idx = torch.as_tensor(list(shard(len(data[0]))), dtype=torch.long, device="cpu")
     total: torch.Tensor | None = None
     for start in range(0, len(idx), batch_size):
         part = idx[start : start + batch_size]

@@ -129,10 +129,12 @@ def explain_classes(
     out = []
     for k in chosen:
         rows = drivers[drivers["class"] == k].sort_values("channel")
-        mean = torch.tensor(rows["mean_contribution"].to_numpy(), dtype=torch.float64)
+        # from the drivers table: CPU bookkeeping, like every tensor it meets here
+        mean = torch.tensor(rows["mean_contribution"].to_numpy(), dtype=torch.float64, device="cpu")
         positive = float(mean.clamp(min=0).sum()) or 1.0
         share = mean / positive
-        confident = torch.tensor([words.get((last, c), ("", False))[1] for c in range(len(mean))])
+        flags = [words.get((last, c), ("", False))[1] for c in range(len(mean))]
+        confident = torch.tensor(flags, device=mean.device)
         coverage = float(mean.clamp(min=0)[confident].sum()) / positive
         own = images[labels == k]
         carried = [_driver(specimen, last, int(c), float(share[c]), words, own, inner_layer, inner_top)

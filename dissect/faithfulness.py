@@ -84,9 +84,9 @@ def _permutation(
     """The named removal's effects and ``[draws, 2]`` effects of random removals from ``pool``."""
     g = torch.Generator().manual_seed(seed)
     random = torch.tensor([
-        effect([pool[i] for i in torch.randperm(len(pool), generator=g)[: len(named)].tolist()])
+        effect([pool[i] for i in torch.randperm(len(pool), generator=g, device=g.device)[: len(named)].tolist()])
         for _ in range(draws)
-    ], dtype=torch.float64)  # fmt: skip
+    ], dtype=torch.float64, device="cpu")  # fmt: skip
     return effect(named), random
 
 
@@ -104,7 +104,7 @@ def driver_check(
     ``images``: two checks, recall and margin, each against random channel sets."""
     specimen = specimen_of(model)
     own = images[labels == k]
-    y = torch.full((len(own),), k, dtype=torch.long)
+    y = torch.full((len(own),), k, dtype=torch.long, device=labels.device)
     base = margins(specimen, own, y)
 
     def effect(chosen: list[int]) -> tuple[float, float]:
@@ -157,7 +157,7 @@ def inner_check(
     random inner channels it reads."""
     specimen = specimen_of(model)
     own = images[labels == k]
-    y = torch.full((len(own),), k, dtype=torch.long)
+    y = torch.full((len(own),), k, dtype=torch.long, device=labels.device)
     base = margins(specimen, own, y)
 
     def effect(chosen: list[int]) -> tuple[float, float]:

@@ -131,8 +131,10 @@ def class_drivers(
 
     def sums(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         contrib = score_contributions(specimen, x, layer).contributions.cpu()
-        own = contrib[torch.arange(len(y)), y]  # [n, C]
-        per_class = torch.zeros(k, own.shape[1], dtype=torch.float64).index_add_(0, y, own)
+        own = contrib[torch.arange(len(y), device=contrib.device), y]  # [n, C]
+        per_class = torch.zeros(k, own.shape[1], dtype=torch.float64, device=own.device).index_add_(
+            0, y, own
+        )
         return torch.cat([per_class, torch.bincount(y, minlength=k).double()[:, None]], 1)
 
     total = dist.sharded_sum(sums, images, labels, batch_size=batch_size)

@@ -67,7 +67,7 @@ def channels_batch(layer: str, channels: torch.Tensor) -> Objective:
 
     def fn(a: Acts) -> torch.Tensor:
         act = a[layer]
-        return act[torch.arange(len(act)), channels.to(act.device)].mean((1, 2))
+        return act[torch.arange(len(act), device=act.device), channels.to(act.device)].mean((1, 2))
 
     return Objective(fn, {layer}, f"{layer}:batch")
 
@@ -96,7 +96,7 @@ def classes_batch(classes: torch.Tensor) -> Objective:
 
     def fn(a: Acts) -> torch.Tensor:
         lsm = a["log_softmax"]
-        own = lsm[torch.arange(len(lsm)), classes.to(lsm.device)]
+        own = lsm[torch.arange(len(lsm), device=lsm.device), classes.to(lsm.device)]
         return 10 * own - lsm.sum(1)
 
     return Objective(fn, {"log_softmax"}, "classes:batch")

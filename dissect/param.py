@@ -25,7 +25,9 @@ def pixels(
     device: str | torch.device = "cpu",
 ) -> Param:
     """Plain pixels: one logit per pixel, image = sigmoid(logit - 2) (dark start, like MNIST)."""
-    logits = (torch.randn(n, *shape, generator=generator) * init_std).to(device).requires_grad_()
+    # drawn where the generator is (the CPU), so a seed gives the same start on every device
+    start = torch.randn(n, *shape, generator=generator, device=generator.device)
+    logits = (start * init_std).to(device).requires_grad_()
     return [logits], lambda: torch.sigmoid(logits - 2.0)
 
 
@@ -41,7 +43,8 @@ def fourier(
     smooth structure over pixel noise; image = sigmoid(irfft2(spectrum) - 2)."""
     c, h, w = shape
     scale = _fourier_scale(shape, decay).to(device)
-    spectrum = torch.randn(n, c, h, w // 2 + 1, 2, generator=generator) * init_std
+    spectrum = torch.randn(n, c, h, w // 2 + 1, 2, generator=generator, device=generator.device)
+    spectrum = spectrum * init_std
     spectrum = spectrum.to(device).requires_grad_()
 
     def to_image() -> torch.Tensor:
@@ -54,8 +57,9 @@ def fourier(
 def _fourier_scale(shape: tuple[int, int, int], decay: float = 1.0) -> torch.Tensor:
     _, h, w = shape
     size = max(h, w)
-    fy = torch.fft.fftfreq(h)[:, None]
-    fx = torch.fft.rfftfreq(w)[None, :]
+    # on the CPU, so the scale is the same on every device; the callers move it
+    fy = torch.fft.fftfreq(h, device="cpu")[:, None]
+    fx = torch.fft.rfftfreq(w, device="cpu")[None, :]
     scale = 1.0 / torch.clamp(torch.sqrt(fx**2 + fy**2), min=1.0 / size) ** decay
     return scale / scale.max() * size
 

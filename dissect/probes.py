@@ -156,5 +156,7 @@ def make_probes(shape: tuple[int, int, int] = (1, SIZE, SIZE)) -> ProbeSet:
     for direction, name in end_names.items():
         for width in (1.5, 2.5, 3.5):
             add(line(direction, width, 0.0, 12.0 * k, 0.0, size), name, "line end")
-    tensor = torch.tensor(np.stack(images), dtype=torch.float32)[:, None].repeat(1, channels, 1, 1)
+    tensor = torch.tensor(np.stack(images), dtype=torch.float32, device="cpu")[:, None].repeat(
+        1, channels, 1, 1
+    )
     return ProbeSet(tensor.clamp(0, 1), classes, kinds)

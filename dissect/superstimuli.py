@@ -113,7 +113,8 @@ def _dead_at_start(
     """Which of channels ``idx`` have no positive activation anywhere on their start image."""
     _, to_image = _start(specimen, len(idx), torch.Generator().manual_seed(seed), param)
     post = capture(specimen, to_image(), {f"{layer}:post"})[f"{layer}:post"]
-    return (post[torch.arange(len(idx)), idx.to(post.device)].amax((1, 2)) <= 0).cpu()
+    rows = torch.arange(len(idx), device=post.device)
+    return (post[rows, idx.to(post.device)].amax((1, 2)) <= 0).cpu()
 
 
 def _fire_or_rise(layer: str, idx: torch.Tensor, scale: torch.Tensor | None = None) -> Objective:
@@ -122,10 +123,10 @@ def _fire_or_rise(layer: str, idx: torch.Tensor, scale: torch.Tensor | None = No
     divided by ``scale[b]`` (the channel's usual activation, where known), so that the
     regularisers weigh the same against a weak channel as against a strong one."""
     post, pre = channels_batch(f"{layer}:post", idx), channels_batch(layer, idx)
-    rows = torch.arange(len(idx))
 
     def fn(a: dict[str, torch.Tensor]) -> torch.Tensor:
         act = a[f"{layer}:post"]
+        rows = torch.arange(len(idx), device=act.device)
         fires = act[rows, idx.to(act.device)].amax((1, 2)) > 0
         value = torch.where(fires, post(a), pre(a))
         return value if scale is None else value / scale.to(value.device)
@@ -155,10 +156,11 @@ def layer_superstimuli(
     bad = [c + 1 for c in chosen if not 0 <= c < width]
     if bad:
         raise AuditError(f"{layer} has channels 1..{width}; got {', '.join(map(str, bad))}")
-    idx = torch.tensor(chosen)
+    # bookkeeping on the CPU, beside the .cpu() results it indexes; moved where it meets the model
+    idx = torch.tensor(chosen, device="cpu")
     dead = _dead_at_start(specimen, layer, idx, seed, param)
     used = ["pre" if d else "post" for d in dead.tolist()]
-    start, scale = None, torch.ones(len(idx))
+    start, scale = None, torch.ones(len(idx), device="cpu")
     if data is not None:
         best, which = _best_in_data(specimen, layer, idx, data)
         rows = torch.nonzero(dead & (best > 0)).flatten()
@@ -207,7 +209,7 @@ def class_superstimuli(
     probability the model gives the image's own class."""
     specimen = specimen_of(model)
     k = specimen.num_classes
-    classes = torch.arange(k)
+    classes = torch.arange(k, device="cpu")  # indexes the .cpu() probabilities below
     images = render(
         specimen,
         classes_batch(classes) + DEFAULT_REGULARISERS,
@@ -235,7 +237,8 @@ def plainness_scores(images: torch.Tensor) -> torch.Tensor:
     centred = x - x.mean((1, 2), keepdim=True)
     power = torch.fft.fft2(centred).abs() ** 2
     h, w = x.shape[1:]
-    fy, fx = torch.fft.fftfreq(h) * h, torch.fft.fftfreq(w) * w
+    fy = torch.fft.fftfreq(h, device=x.device) * h
+    fx = torch.fft.fftfreq(w, device=x.device) * w
     low = (fy.abs()[:, None] <= 2) & (fx.abs()[None, :] <= 2)
     total = power.sum((1, 2)).clamp(min=1e-20)
     detail = (power * ~low).sum((1, 2)) / total

@@ -16,14 +16,17 @@ Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
 def _uniform(generator: torch.Generator, low: float, high: float) -> float:
-    return low + (high - low) * float(torch.rand((), generator=generator))
+    return low + (high - low) * float(torch.rand((), generator=generator, device=generator.device))
 
 
 def jitter(pixels: int = 2) -> Transform:
     """Shift the whole batch by up to ``pixels`` in x and y (zero fill)."""
 
     def apply(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        dy, dx = (int(torch.randint(-pixels, pixels + 1, (), generator=g)) for _ in range(2))
+        dy, dx = (
+            int(torch.randint(-pixels, pixels + 1, (), generator=g, device=g.device))
+            for _ in range(2)
+        )
         padded = F.pad(x, (pixels, pixels, pixels, pixels))
         h, w = x.shape[-2:]
         return padded[..., pixels + dy : pixels + dy + h, pixels + dx : pixels + dx + w]

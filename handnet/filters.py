@@ -92,8 +92,10 @@ def gabor_kernel(
     """The real Gabor kernel ``[size, size]`` (``phase`` in degrees). Differentiable in every
     parameter when they are tensors; batched parameters of shape ``[C]`` give ``[C, size, size]``.
     """
-    params = [torch.as_tensor(p, dtype=torch.float32) for p in (orientation_deg, wavelength,
-                                                                 phase, sigma, aspect)]  # fmt: skip
+    given = (orientation_deg, wavelength, phase, sigma, aspect)
+    # plain numbers join the tensors given (a module's parameters) on their device
+    device = next((p.device for p in given if isinstance(p, torch.Tensor)), torch.device("cpu"))
+    params = [torch.as_tensor(p, dtype=torch.float32, device=device) for p in given]
     theta, lam, psi, sig, gam = (p[..., None, None] for p in params)
     x, y = centred_grid(size, theta.device)
     v, u = along_across(x, y, theta)

@@ -69,7 +69,7 @@ def save_training_state(
     tensors: dict[str, torch.Tensor] = {}
     for idx, entries in sd["state"].items():
         for name, value in entries.items():
-            t = value if torch.is_tensor(value) else torch.tensor(value)
+            t = value if torch.is_tensor(value) else torch.tensor(value, device="cpu")
             tensors[f"{idx}.{name}"] = t.detach().cpu().contiguous()
     with atomic_path(directory / OPTIM_FILE) as tmp:
         save_file(tensors, str(tmp))

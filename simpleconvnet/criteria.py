@@ -40,7 +40,8 @@ def _channel_sums(model: nn.Module, layer: str, data: Data, batch_size: int = 50
     spatial mean activation, over this rank's shard, reduced across ranks (float64)."""
     images, labels = data
     device = next(model.parameters()).device
-    idx = torch.as_tensor(list(dist.shard(len(images))), dtype=torch.long)
+    # CPU indices: they index the images and labels on any device
+    idx = torch.as_tensor(list(dist.shard(len(images))), dtype=torch.long, device="cpu")
     sums: Sums | None = None
     for start in range(0, len(idx), batch_size):
         part = idx[start : start + batch_size]
@@ -48,11 +49,11 @@ def _channel_sums(model: nn.Module, layer: str, data: Data, batch_size: int = 50
         if sums is None:
             c = a.shape[1]
             sums = (
-                torch.zeros(c, dtype=torch.float64),
-                torch.zeros(c, dtype=torch.float64),
-                torch.zeros((), dtype=torch.float64),
-                torch.zeros(10, c, dtype=torch.float64),
-                torch.zeros(10, dtype=torch.float64),
+                torch.zeros(c, dtype=torch.float64, device=a.device),
+                torch.zeros(c, dtype=torch.float64, device=a.device),
+                torch.zeros((), dtype=torch.float64, device=a.device),
+                torch.zeros(10, c, dtype=torch.float64, device=a.device),
+                torch.zeros(10, dtype=torch.float64, device=a.device),
             )
         s1, s2, count, per_class, class_n = sums  # accumulated in place
         s1 += a.sum((0, 2, 3))
@@ -99,7 +100,8 @@ def _probe_selectivity(model: nn.Module, layer: str) -> torch.Tensor:
     from dissect.labels import describe_layer
 
     table = describe_layer(model, layer)
-    return torch.tensor(table["confidence"].to_numpy(copy=True), dtype=torch.float32)
+    # on the CPU, like the class part it is averaged with (from the .cpu() channel sums)
+    return torch.tensor(table["confidence"].to_numpy(copy=True), dtype=torch.float32, device="cpu")
 
 
 def low_frequency_share(weight: torch.Tensor) -> torch.Tensor:
@@ -108,7 +110,7 @@ def low_frequency_share(weight: torch.Tensor) -> torch.Tensor:
     filter scores 0, white noise about 9/25, a smooth line or edge detector much more."""
     power = torch.fft.fft2(weight.detach().double()).abs() ** 2  # [O, I, k, k]
     k = weight.shape[-1]
-    f = torch.fft.fftfreq(k) * k
+    f = torch.fft.fftfreq(k, device=weight.device) * k
     low = (f.abs() <= 1)[:, None] & (f.abs() <= 1)[None, :]
     total = power.sum((1, 2, 3))
     share = (power * low).sum((1, 2, 3)) / total.clamp(min=1e-30)
@@ -125,7 +127,8 @@ def filter_structure(model: nn.Module, layer: str, data: Data) -> torch.Tensor:
         return share
     from dissect.gabor import gabor_fit
 
-    r2 = torch.tensor([max(0.0, gabor_fit(w[0].numpy()).r2) for w in weight], dtype=torch.float32)
+    fits = [max(0.0, gabor_fit(w[0].numpy()).r2) for w in weight]
+    r2 = torch.tensor(fits, dtype=torch.float32, device=share.device)
     return 0.5 * (share + r2)
 
 
@@ -151,7 +154,7 @@ def rank_normalise(score: torch.Tensor) -> torch.Tensor:
     """Scores -> ranks scaled to [0, 1] (ties share the lower rank); scale-free across criteria."""
     n = len(score)
     if n == 1:
-        return torch.ones(1)
+        return torch.ones(1, device=score.device)
     order = torch.argsort(torch.argsort(score.double(), stable=True), stable=True).float()
     return order / (n - 1)
 
@@ -163,4 +166,5 @@ def combine(scores: dict[str, torch.Tensor], weights: dict[str, float]) -> torch
         raise ValueError("criterion weights must not all be zero")
     # start from a zero tensor rather than 0: the same values, and the sum is typed as a tensor
     parts = (weights.get(k, 0.0) * rank_normalise(v) for k, v in scores.items())
-    return sum(parts, torch.zeros(())) / total
+    device = next(iter(scores.values())).device  # not empty: total > 0
+    return sum(parts, torch.zeros((), device=device)) / total

@@ -89,7 +89,7 @@ def choose_at_random(seed: int) -> Chooser:
 
     def choose(layer: str, combined: torch.Tensor, n_keep: int, iteration: int) -> list[int]:
         g = torch.Generator().manual_seed(seed * 7919 + iteration * 31 + int(layer[-1]))
-        return sorted(torch.randperm(len(combined), generator=g)[:n_keep].tolist())
+        return sorted(torch.randperm(len(combined), generator=g, device=g.device)[:n_keep].tolist())
 
     return choose
 

@@ -35,7 +35,8 @@ def copy_correlation(
         raise ValueError("the first conv layer has no layer before it")
     prev = model.conv_names[i - 1]
     device = next(model.parameters()).device
-    idx = torch.as_tensor(list(dist.shard(len(images))), dtype=torch.long)
+    # CPU indices: they index the images on any device
+    idx = torch.as_tensor(list(dist.shard(len(images))), dtype=torch.long, device="cpu")
     acc: list[torch.Tensor] | None = None
     for start in range(0, len(idx), batch_size):
         x = images[idx[start : start + batch_size]].to(device)
@@ -49,7 +50,7 @@ def copy_correlation(
             (a * a).sum(1),
             (b * b).sum(1),
             a @ b.T,
-            torch.tensor(float(a.shape[1])),
+            torch.tensor(float(a.shape[1]), device=a.device),
         ]
         acc = parts if acc is None else [s + p for s, p in zip(acc, parts, strict=True)]
     assert acc is not None
@@ -78,19 +79,27 @@ def refit_head_without(
     the layer before it, i.e. how far the layer only copies it. Returns that R^2.
     """
     device = next(model.parameters()).device
-    idx = torch.as_tensor(list(dist.shard(len(images))), dtype=torch.long)
+    idx = torch.as_tensor(list(dist.shard(len(images))), dtype=torch.long, device="cpu")
     acc: list[torch.Tensor] | None = None  # z'z, z'y, sum y, sum y^2, n
     for start in range(0, len(idx), batch_size):
         x = images[idx[start : start + batch_size]].to(device)
         z = torch.flatten(without.features(x), 1).double().cpu()
-        z = torch.cat([z, torch.ones(len(z), 1, dtype=torch.float64)], 1)
+        z = torch.cat([z, torch.ones(len(z), 1, dtype=torch.float64, device=z.device)], 1)
         y = model.fc4(torch.flatten(model.features(x), 1)).double().cpu()
-        parts = [z.T @ z, z.T @ y, y.sum(0), (y * y).sum(0), torch.tensor(float(len(y)))]
+        parts = [
+            z.T @ z,
+            z.T @ y,
+            y.sum(0),
+            (y * y).sum(0),
+            torch.tensor(float(len(y)), device=y.device),
+        ]
         acc = parts if acc is None else [a + b for a, b in zip(acc, parts, strict=True)]
     assert acc is not None
     xtx, xty, ysum, yy, n = (dist.all_reduce_sum(t) for t in acc)
     lam = ridge * torch.diagonal(xtx).mean()
-    w = torch.linalg.solve(xtx + lam * torch.eye(len(xtx), dtype=torch.float64), xty)  # [D+1, H]
+    w = torch.linalg.solve(
+        xtx + lam * torch.eye(len(xtx), dtype=torch.float64, device=xtx.device), xty
+    )  # [D+1, H]
     without.fc4.weight.copy_(w[:-1].T.float())
     without.fc4.bias.copy_(w[-1].float())
     sse = (yy - 2 * (w * xty).sum(0) + (w * (xtx @ w)).sum(0)).sum()

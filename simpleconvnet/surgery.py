@@ -26,7 +26,8 @@ def _conv_index(model: SimpleConvNet, layer: str) -> int:
 
 
 def _check_keep(keep: Sequence[int], width: int, layer: str) -> torch.Tensor:
-    idx = torch.as_tensor(sorted(set(int(k) for k in keep)), dtype=torch.long)
+    # CPU indices: checked here with int(), and they index the weights on any device
+    idx = torch.as_tensor(sorted(set(int(k) for k in keep)), dtype=torch.long, device="cpu")
     if len(idx) == 0 or int(idx.min()) < 0 or int(idx.max()) >= width:
         raise AuditError(f"channels to keep in {layer} must be 0..{width - 1}, at least one")
     return idx

@@ -123,9 +123,10 @@ def evaluate(
     model.eval()
     device = next(model.parameters()).device
     classes = int(cast(nn.Linear, model.get_submodule("fc5")).out_features)  # the suite's head
-    confusion = torch.zeros(classes, classes, dtype=torch.int64)
-    loss_sum = torch.zeros((), dtype=torch.float64)
-    idx = torch.arange(dist.rank(), len(images), dist.world_size())
+    # counts on the CPU, where the .cpu() batch results are added; CPU indices index any device
+    confusion = torch.zeros(classes, classes, dtype=torch.int64, device="cpu")
+    loss_sum = torch.zeros((), dtype=torch.float64, device="cpu")
+    idx = torch.arange(dist.rank(), len(images), dist.world_size(), device="cpu")
     for start in range(0, len(idx), batch_size):
         part = idx[start : start + batch_size]
         x, y = images[part].to(device), labels[part].to(device)
@@ -158,7 +159,7 @@ def _first_layer_weight(model: nn.Module) -> torch.Tensor:
 
 def _epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(n, generator=g)
+    return torch.randperm(n, generator=g, device=g.device)
 
 
 class _Snapshots:
