@@ -1,0 +1,49 @@
+"""Networks compiled from a dissection (handnet.compile)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dissect.errors import AuditError
+from handnet.compile import SILENT, canonical_spec, compile_explanation
+from handnet.filters import edge_detector_spec, line_detector_spec
+from handnet.model import HandNet, default_config
+from simpleconvnet.model import SimpleConvNet, SimpleConvNetConfig
+
+
+def test_words_name_the_canonical_filters() -> None:
+    assert canonical_spec("line at 45 degrees (/)") == line_detector_spec(45.0, gain=1.0)
+    assert canonical_spec("left side of a vertical line") == edge_detector_spec(180.0, gain=1.0)
+    assert canonical_spec("top side of a horizontal line") == edge_detector_spec(90.0, gain=1.0)
+    assert canonical_spec("corner opening up-right") is None
+
+
+def test_a_network_of_exact_analytic_filters_compiles_to_itself() -> None:
+    g = torch.Generator().manual_seed(0)
+    original = HandNet(default_config((8, 16), fc4=32, context=False)).eval()
+    for p in (original.fc4.weight, original.fc5.weight):
+        with torch.no_grad():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+    x = torch.rand(6, 1, 28, 28, generator=g)
+    compiled = compile_explanation(original, x, torch.zeros(6, dtype=torch.long), layers=("conv1",), refit_head=False)  # fmt: skip
+    assert all(s != SILENT for s in compiled.config.conv1)  # every filter was described
+    with torch.no_grad():
+        assert torch.allclose(compiled.conv1.weight, original.conv1.weight, atol=1e-6)
+        assert torch.allclose(compiled.logits(x), original.logits(x), rtol=1e-5, atol=1e-5)
+
+
+def test_conv1_and_conv2_compile_into_rules_and_a_refitted_head() -> None:
+    g = torch.Generator().manual_seed(1)
+    original = HandNet(default_config((8, 16), fc4=32, context=False)).eval()
+    x, y = torch.rand(40, 1, 28, 28, generator=g), torch.arange(40) % 10
+    compiled = compile_explanation(original, x, y, reference=20)
+    assert type(compiled.conv2).__name__ == "RuleConv2d"
+    assert sum(len(r.terms) for r in compiled.config.conv2) > 0
+    assert compiled(x).shape == (40, 10) and torch.isfinite(compiled(x)).all()
+
+
+def test_only_two_conv_layers_compile() -> None:
+    net = SimpleConvNet(SimpleConvNetConfig(convs=(4, 8, 8), fc4=16))
+    with pytest.raises(AuditError, match="only two-conv-layer"):
+        compile_explanation(net, torch.rand(2, 1, 28, 28), torch.zeros(2, dtype=torch.long))
