@@ -65,7 +65,11 @@ def _check(args: argparse.Namespace, specimen, reasons, out: Path) -> None:
 
     other = "test" if args.split == "train" else "train"
     held_out = load_subject(args, split=other)
+    from dissect.labels import describe_model
+    from dissect.strokes import check_first_layer
+
     checks = check_reasoning(specimen, reasons, held_out.images, held_out.labels, draws=args.draws)
+    checks += check_first_layer(specimen, describe_model(specimen), held_out.images)
     table, card = checks_table(checks), scorecard(checks)
     atomic_save(out / "checks.csv", lambda p: table.to_csv(p, index=False))
     print(f"\nchecked on the {other} split against {args.draws} random draws each (p < 0.05):")

@@ -138,3 +138,48 @@ def test_the_planted_driver_is_confirmed_against_random_channels_and_a_decoy_is_
     # conv2 channel 3 = 2 * bright - dark: on bright images 'dark' is small but not negligible
     assert weak_rows_check(planted, "conv2", 2, [], images).holds
     assert not weak_rows_check(planted, "conv2", 2, [0], images[:30]).holds
+
+
+class OneFilter(nn.Module):
+    """One 5x5 filter, an exact zero-mean line at 45 degrees ('/': row + column = 4)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 1, 5, padding=2)
+        self.fc = nn.Linear(1, 2)
+        line = torch.zeros(5, 5)
+        for r in range(5):
+            line[r, 4 - r] = 1.0
+        with torch.no_grad():
+            self.conv1.weight.copy_((line - line.mean())[None, None])
+            self.conv1.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(F.adaptive_max_pool2d(F.relu(self.conv1(x)), 1).flatten(1))
+
+
+def test_an_exact_45_degree_line_is_described_and_confirmed_on_real_strokes() -> None:
+    from dissect.labels import describe_layer
+    from dissect.strokes import description_check, stroke_orientation
+    from tests.dissect.foreign_nets import tiny_data
+
+    net = OneFilter().eval()
+    (row,) = describe_layer(net, "conv1").itertuples()
+    assert row.description == "line at 45 degrees (/)" and row.confident
+    images, _ = tiny_data(10, seed=2)
+    check = description_check(net, "conv1", 0, row.description, images)
+    assert (
+        check is not None
+        and check.holds
+        and check.statistic >= 0.6
+        and check.statistic - check.chance >= 0.2
+    )
+    wrong = description_check(net, "conv1", 0, "line at 135 degrees (\\)", images)
+    assert wrong is not None and not wrong.holds
+    assert description_check(net, "conv1", 0, "corner opening up-right", images) is None
+    # the structure tensor reads a drawn "/" as 45 degrees, and as oriented
+    patch = torch.zeros(1, 7, 7)
+    for r in range(7):
+        patch[0, r, 6 - r] = 1.0
+    orientation, coherence, _ = stroke_orientation(patch)
+    assert abs(float(orientation) - 45.0) < 1.0 and float(coherence) > 0.8
