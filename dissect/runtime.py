@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import argparse
+import math
 import os
 import sys
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import torch
 from tqdm.auto import tqdm
 
 from dissect.errors import AuditError
 
-__all__ = ["resolve_device", "progress", "run_cli"]
+__all__ = [
+    "resolve_device",
+    "check_device",
+    "progress",
+    "run_cli",
+    "CliParser",
+    "DefaultsFormatter",
+    "whole_number",
+    "positive_int",
+    "non_negative_int",
+    "positive_float",
+    "non_negative_float",
+]
 
 T = TypeVar("T")
 
@@ -35,7 +49,19 @@ def resolve_device(name: str = "auto") -> torch.device:
         )
     if device.type not in ("cpu", "cuda"):
         raise AuditError(f"unsupported device {name!r}: use auto, cpu or cuda")
+    if device.type == "cuda" and device.index is not None:
+        count = torch.cuda.device_count()
+        if device.index >= count:
+            raise AuditError(
+                f"--device {name}: this machine has {count} CUDA GPU(s), numbered from 0: "
+                "use cuda, auto or cpu"
+            )
     return _deterministic(device)
+
+
+def check_device(name: str) -> None:
+    """Check a ``--device`` value the way :func:`resolve_device` would, before any work."""
+    resolve_device(name)
 
 
 def _deterministic(device: torch.device) -> torch.device:
@@ -59,16 +85,121 @@ def progress(
 
 
 def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:
-    """Run a CLI entry point: an :class:`AuditError` becomes one line on stderr and exit code 2."""
+    """Run a CLI entry point: an :class:`AuditError` becomes one line on stderr and exit code 2.
+
+    A file-system failure that no check could foresee (a disk that fills up, a folder made
+    read-only during the run) becomes one line too, with exit code 1."""
     prog = "error"
     try:
         code = main(argv)
     except AuditError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
+        print(f"{prog}: {_one_line(str(exc))}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        if not _file_system_error(exc):
+            raise
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        print(f"{prog}: {_one_line(reason)}{where}: check the path, its permissions and free space",
+              file=sys.stderr)  # fmt: skip
+        return 1
     except KeyboardInterrupt:
         print(
             "interrupted: finished files are kept; re-run with --resume to go on", file=sys.stderr
         )
         return 130
     return int(code or 0)
+
+
+def _file_system_error(exc: OSError) -> bool:
+    import errno
+
+    kinds = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError)  # fmt: skip
+    return isinstance(exc, kinds) or exc.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+# -- command lines ------------------------------------------------------------------------------
+class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows every option's default: ``(default X)`` is appended to each help text
+    that does not already name its default; an on/off flag reads ``(default off)``; a required
+    option has none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (
+            not action.option_strings
+            or action.default is argparse.SUPPRESS
+            or action.required
+            or isinstance(action, argparse._HelpAction | argparse._VersionAction)
+            or "default" in text
+        ):
+            return text
+        default = action.default
+        if isinstance(action, argparse._StoreTrueAction):
+            shown = "on" if default else "off"
+        elif default is None or default == "":
+            shown = "none"
+        elif isinstance(default, tuple | list):
+            shown = ",".join(str(v) for v in default)
+        else:
+            shown = str(default)
+        shown = shown.replace("%", "%%")
+        return f"{text} (default {shown})" if text else f"(default {shown})"
+
+
+class CliParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one :class:`AuditError` line (``run_cli`` prints
+    it, exit code 2) instead of usage plus an error, and whose ``--help`` shows every default.
+    Sub-parsers made by ``add_subparsers().add_parser`` are of the same class."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", DefaultsFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        raise AuditError(f"{self.prog}: {message}; see {self.prog} --help")
+
+
+def whole_number(text: str, minimum: int | None = None) -> int:
+    """``text`` as an int of at least ``minimum`` (an ``argparse`` type: errors are one line)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if minimum is not None and value < minimum:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least {minimum}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    return whole_number(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    return whole_number(text, 0)
+
+
+def _number(text: str, positive: bool) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number")
+    if value < 0 or (positive and value == 0):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} must be {'greater than 0' if positive else '0 or more'}"
+        )
+    return value
+
+
+def positive_float(text: str) -> float:
+    return _number(text, positive=True)
+
+
+def non_negative_float(text: str) -> float:
+    return _number(text, positive=False)

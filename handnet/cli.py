@@ -8,13 +8,21 @@ from typing import Any
 
 from dissect import distributed as dist
 from dissect.errors import AuditError
-from dissect.runtime import run_cli
+from dissect.runtime import CliParser, check_device, non_negative_float, positive_float, run_cli
 from handnet.finetune import MODES
 from simpleconvnet.cli import (
     add_common_options,
     add_data_options,
+    add_out_options,
+    check_checkpoint,
+    check_checkpoint_data,
+    check_data_options,
+    check_out,
+    clear_run,
+    non_negative_int,
     parse_widths,
     positive_int,
+    seed_number,
     setup_runtime,
 )
 
@@ -22,7 +30,7 @@ __all__ = ["main", "build_parser", "build_handnet"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CliParser(
         prog="handnet", description="Build HandNet from analytic filters and written rules."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -33,28 +41,77 @@ def build_parser() -> argparse.ArgumentParser:
         "--widths", default="8,16",
         help="conv widths (default 8,16; at most 8,16; a third width, at most the second, adds conv3)",
     )  # fmt: skip
-    b.add_argument("--fc4", type=positive_int, default=128, help="width of fc4 (default 128)")
-    b.add_argument("--l2", type=float, default=1e-4, help="L2 penalty of the head fit")
-    b.add_argument("--out", default="runs/handnet/built", help="checkpoint folder to write")
+    b.add_argument("--fc4", type=positive_int, default=128, help="width of fc4")
+    b.add_argument("--l2", type=non_negative_float, default=1e-4, help="L2 penalty of the head fit")
+    add_out_options(b, "runs/handnet/built", "the checkpoint (model.json, model.safetensors)", None)
     add_common_options(b)
-    b.set_defaults(func=cmd_build)
+    b.set_defaults(func=cmd_build, check=check_build)
     f = sub.add_parser("finetune", help="fine-tune a built HandNet",
                        description="Fine-tune HandNet: constrained (meanings kept) or free.")  # fmt: skip
     f.add_argument("ckpt", help="HandNet checkpoint folder (from `handnet build`)")
-    f.add_argument("--mode", choices=MODES, required=True)
-    f.add_argument("--epochs", type=positive_int, default=40, help="epochs (default 40)")
-    f.add_argument("--batch-size", type=positive_int, default=64, help="global batch (default 64)")
-    f.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default 3e-3)")
+    f.add_argument(
+        "--mode", choices=MODES, required=True,
+        help="constrained: only the interpretable parameters; free: every weight (required)",
+    )  # fmt: skip
+    f.add_argument("--epochs", type=positive_int, default=40, help="epochs")
+    f.add_argument("--batch-size", type=positive_int, default=64, help="global batch")
+    f.add_argument("--lr", type=positive_float, default=3e-3, help="peak learning rate")
     f.add_argument("--no-augment", action="store_true", help="train without random affine")
-    f.add_argument("--seed", type=int, default=0, help="seed for order and augmentation")
-    f.add_argument("--data-dir", default=None, help="override the checkpoint's data folder")
-    f.add_argument("--out", default=None, help="output folder (default runs/handnet/MODE)")
-    f.add_argument("--snapshot-every", type=int, default=200,
+    f.add_argument("--seed", type=seed_number, default=0, help="seed for order and augmentation")
+    f.add_argument(
+        "--data-dir", default=None, help="override the checkpoint's data folder (default: its own)"
+    )
+    add_out_options(
+        f, None, "last/, best/ and drift.csv (default runs/handnet/MODE)", "from OUT/last"
+    )
+    f.add_argument("--snapshot-every", type=non_negative_int, default=200,
                    help="keep the first-layer filters every N steps (0: never)")  # fmt: skip
-    f.add_argument("--resume", action="store_true", help="continue from OUT/last")
     add_common_options(f)
-    f.set_defaults(func=cmd_finetune)
+    f.set_defaults(func=cmd_finetune, check=check_finetune)
     return parser
+
+
+def _handnet_widths(text: str, fc4: int) -> tuple[int, ...]:
+    from handnet.model import default_config
+
+    widths = parse_widths(text)
+    try:
+        default_config(widths, fc4)
+    except ValueError as exc:
+        raise AuditError(f"--widths {text!r}: {exc}") from None
+    return widths
+
+
+def check_build(args: argparse.Namespace) -> None:
+    from dissect.infra.datasets import CLASS_NAMES
+
+    classes = len(CLASS_NAMES[args.dataset])
+    if args.fc4 < classes:
+        raise AuditError(
+            f"--fc4 {args.fc4}: the closed-form head needs fc4 at least as wide as the "
+            f"{classes} classes: give --fc4 {classes} or more"
+        )
+    _handnet_widths(args.widths, args.fc4)
+    check_device(args.device)
+    check_out(args.out, force=args.force)
+    check_data_options(args)
+
+
+def check_finetune(args: argparse.Namespace) -> None:
+    from handnet.model import HandNet
+
+    check_device(args.device)
+    args.out = args.out or f"runs/handnet/{args.mode}"
+    check_out(
+        args.out, resume=args.resume, force=args.force, resumable="last/model.json",
+        nothing_to_resume=f"--resume: no finished epoch to resume from in {str(args.out)!r}",
+    )  # fmt: skip
+    model, meta = check_checkpoint(args.ckpt)
+    if not isinstance(model, HandNet):
+        raise AuditError(f"{args.ckpt!r} is not a HandNet checkpoint (build one: handnet build)")
+    if model.config.free:
+        raise AuditError(f"{args.ckpt!r} was already freed: fine-tune its hand-built parent")
+    check_checkpoint_data(meta, args.data_dir)
 
 
 def build_handnet(
@@ -81,7 +138,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     setup_runtime(args)
     train = load_split(args.dataset, "train", args.data_dir, args.download)
     test = load_split(args.dataset, "test", args.data_dir, False)
-    model, head = build_handnet(parse_widths(args.widths), args.fc4, train, args.l2)
+    model, head = build_handnet(_handnet_widths(args.widths, args.fc4), args.fc4, train, args.l2)
     result = evaluate(model, *test)
     meta = {
         "kind": "HandNet",
@@ -95,6 +152,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         },  # fmt: skip
         "trainable_parameters": trainable_parameters(model),
     }
+    if args.force:
+        clear_run(args.out)
     if dist.is_main():
         save_model(args.out, model, meta)
         print(f"HandNet {model.config.convs} hand-built on {args.dataset}: test accuracy "
@@ -122,6 +181,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
                          augment=not args.no_augment, seed=args.seed,
                          snapshot_every=args.snapshot_every)  # fmt: skip
     out = Path(args.out or f"runs/handnet/{args.mode}")
+    if args.force:
+        clear_run(out)
     before = HandNet(model.current_config()).to(device)
     before.load_state_dict(model.state_dict())
     parent = {"data": meta["data"], "parent": str(args.ckpt), "world_size": dist.world_size()}

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from dissect.errors import AuditError
-from dissect.runtime import run_cli
+from dissect.runtime import CliParser, run_cli
 
 __all__ = ["main", "build_parser"]
 
@@ -20,53 +20,85 @@ def _widths(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _targets(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(t) for t in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a list of whole numbers, e.g. 8,16,16"
+        ) from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: every width must be at least 1")
+    return values
+
+
+def _criteria(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(","))
+
+
 def build_parser() -> argparse.ArgumentParser:
     from dissect.infra.datasets import DATASETS
     from reports.config import RunConfig
-    from simpleconvnet.cli import positive_int
+    from simpleconvnet.cli import positive_int, seed_number
 
     d = RunConfig()
-    parser = argparse.ArgumentParser(
+    parser = CliParser(
         prog="reports", description="Run the whole audit and write the HTML/PDF report."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    r = sub.add_parser("run", help="run every stage (cached) and build the report")
-    r.add_argument("--name", default=d.name, help="run name: writes runs/NAME/ (default default)")
+    r = sub.add_parser(
+        "run", help="run every stage (cached) and build the report",
+        description="Train, prune, hand-build, fine-tune and dissect; write runs/NAME/report/. "
+        "Every option is checked before the first stage starts.",
+    )  # fmt: skip
+    r.add_argument("--name", default=d.name, help="run name: writes runs/NAME/ (a plain name)")
     r.add_argument("--description", default="", help="a line shown under the report's title")
-    r.add_argument("--dataset", default=d.dataset, choices=DATASETS)
-    r.add_argument("--data-dir", default=None, help="folder holding the torchvision data set")
-    r.add_argument("--seed", type=int, default=d.seed)
+    r.add_argument("--dataset", default=d.dataset, choices=DATASETS, help="data set")
+    r.add_argument(
+        "--data-dir", default=None,
+        help="folder holding MNIST/raw or FashionMNIST/raw (plain or .gz) or the four "
+        "*-ubyte.gz files; only read",
+    )  # fmt: skip
+    r.add_argument("--seed", type=seed_number, default=d.seed, help="seed of every stage")
     r.add_argument("--epochs", type=positive_int, default=d.epochs, help="SimpleConvNet epochs")
+    r.add_argument("--widths", type=_widths, default=d.widths, help="SimpleConvNet conv widths")
+    r.add_argument("--fc4", type=positive_int, default=d.fc4, help="width of fc4")
     r.add_argument(
-        "--widths", type=_widths, default=d.widths, help="conv widths (default 32,64,128)"
+        "--prune-iterations", type=positive_int, default=d.prune_iterations, help="pruning cuts"
     )
-    r.add_argument("--fc4", type=positive_int, default=d.fc4)
-    r.add_argument("--prune-iterations", type=positive_int, default=d.prune_iterations)
     r.add_argument(
-        "--prune-targets", type=_widths, default=d.prune_targets,
-        help="conv widths pruning ends at (default 8,16,16; conv3 may then be dropped)",
+        "--prune-targets", type=_targets, default=None,
+        help="conv widths pruning ends at, each at most its --widths (default 8,16,16, "
+        "cut to the number of --widths; conv3 may then be dropped)",
     )  # fmt: skip
     r.add_argument(
-        "--prune-criteria", type=lambda t: tuple(t.split(",")), default=d.prune_criteria,
-        help="pruning scores, equally weighted (default variation,structure,superstimulus,selectivity)",
+        "--prune-criteria", type=_criteria, default=d.prune_criteria,
+        help="pruning scores, equally weighted",
     )  # fmt: skip
-    r.add_argument("--finetune-epochs", type=positive_int, default=d.finetune_epochs)
-    r.add_argument("--superstimulus-steps", type=positive_int, default=d.superstimulus_steps)
     r.add_argument(
-        "--runs-root", default=d.runs_root, help="folder holding the runs (default runs)"
-    )
+        "--finetune-epochs", type=positive_int, default=d.finetune_epochs,
+        help="HandNet fine-tuning epochs (each mode)",
+    )  # fmt: skip
+    r.add_argument(
+        "--superstimulus-steps", type=positive_int, default=d.superstimulus_steps,
+        help="optimisation steps of each superstimulus",
+    )  # fmt: skip
+    r.add_argument("--runs-root", default=d.runs_root, help="folder holding the runs")
     r.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     r.add_argument("--force", action="store_true", help="re-run every stage, even unchanged ones")
     r.add_argument("--quiet", action="store_true", help="no progress display")
     r.add_argument(
-        "--nproc", type=int, default=1,
+        "--nproc", type=positive_int, default=1,
         help="run N processes on this machine through torchrun (gloo on CPU, NCCL on GPUs)",
     )  # fmt: skip
-    r.set_defaults(func=cmd_run)
-    b = sub.add_parser("build", help="rebuild the report of an existing run folder")
+    r.set_defaults(func=cmd_run, check=check_run)
+    b = sub.add_parser(
+        "build", help="rebuild the report of an existing run folder",
+        description="Rebuild runs/NAME/report/ from the finished stages of a run folder.",
+    )  # fmt: skip
     b.add_argument("run_dir", help="run folder, e.g. runs/default")
-    b.add_argument("--quiet", action="store_true")
-    b.set_defaults(func=cmd_build)
+    b.add_argument("--quiet", action="store_true", help="no progress display")
+    b.set_defaults(func=cmd_build, check=check_build)
     _audit_parser(sub, positive_int)
     return parser
 
@@ -80,31 +112,50 @@ def _audit_parser(sub: argparse._SubParsersAction, positive_int) -> None:
         "runs/NAME/report/index.html and report.pdf with every section that needs no comparison.",
     )  # fmt: skip
     add_model_options(a)
-    a.add_argument("--name", required=True, help="run name: writes runs/NAME/report/")
+    a.add_argument("--name", required=True, help="run name: writes runs/NAME/report/ (required)")
     a.add_argument("--description", default="", help="a line shown under the report's title")
-    a.add_argument("--superstimulus-steps", type=positive_int, default=128, help="default 128")
-    a.add_argument("--runs-root", default="runs", help="folder holding the runs (default runs)")
-    a.set_defaults(func=cmd_audit)
+    a.add_argument(
+        "--superstimulus-steps", type=positive_int, default=128,
+        help="optimisation steps of each superstimulus",
+    )  # fmt: skip
+    a.add_argument("--runs-root", default="runs", help="folder holding the runs")
+    a.set_defaults(func=cmd_audit, check=check_audit)
+
+
+def run_config(args: argparse.Namespace):
+    """The :class:`RunConfig` the options describe (``--prune-targets`` defaults to the
+    default targets cut to the number of ``--widths``)."""
+    from reports.config import RunConfig
+
+    widths = tuple(args.widths)
+    targets = args.prune_targets
+    if targets is None:
+        targets = RunConfig().prune_targets[: len(widths)]
+    return RunConfig(
+        name=args.name, description=args.description, dataset=args.dataset,
+        data_dir=args.data_dir, seed=args.seed, epochs=args.epochs, widths=widths,
+        fc4=args.fc4, prune_iterations=args.prune_iterations,
+        prune_targets=tuple(targets), prune_criteria=tuple(args.prune_criteria),
+        finetune_epochs=args.finetune_epochs,
+        superstimulus_steps=args.superstimulus_steps, runs_root=args.runs_root,
+        device=args.device,
+    )  # fmt: skip
+
+
+def check_run(args: argparse.Namespace) -> None:
+    from simpleconvnet.cli import check_writable
+
+    run_config(args).validate()
+    check_writable(args.runs_root, "--runs-root")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     import time
 
-    from reports.config import RunConfig
     from reports.pipeline import run_pipeline
     from reports.stages import build_stages
 
-    config = RunConfig(
-        name=args.name, description=args.description, dataset=args.dataset,
-        data_dir=args.data_dir, seed=args.seed, epochs=args.epochs, widths=tuple(args.widths),
-        fc4=args.fc4, prune_iterations=args.prune_iterations,
-        prune_targets=tuple(args.prune_targets), prune_criteria=args.prune_criteria,
-        finetune_epochs=args.finetune_epochs,
-        superstimulus_steps=args.superstimulus_steps, runs_root=args.runs_root,
-        device=args.device,
-    )  # fmt: skip
-    if not args.name or "/" in args.name or args.name.startswith("."):
-        raise AuditError(f"--name {args.name!r}: give a plain folder name such as default")
+    config = run_config(args).validate()
     t0 = time.perf_counter()
     outcomes = run_pipeline(build_stages(), config, force=args.force, quiet=args.quiet)
     reused = sum(o.status == "reused" for o in outcomes)
@@ -119,6 +170,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_build(args: argparse.Namespace) -> None:
+    from reports.pipeline import RUN_FILE, read_record
+
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        raise AuditError(f"{run_dir} is not a folder: give a run folder such as runs/default")
+    if not (run_dir / RUN_FILE).is_file() and read_record(run_dir / "train") is None:
+        raise AuditError(
+            f"{run_dir} is not a run folder (no run.json, no train/stage.json): "
+            "make one with `reports run --name NAME`"
+        )
+    if read_record(run_dir / "train") is None:
+        raise AuditError(
+            f"{run_dir}: stage 'train' has not finished, so there is nothing to report: run "
+            f"`reports run --name {run_dir.name} --runs-root {run_dir.parent}` first"
+        )
+    if (run_dir / "report").exists() and not (run_dir / "report").is_dir():
+        raise AuditError(f"{run_dir / 'report'} is a file: move it away, the report goes there")
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     from reports.build import build_report
 
@@ -126,23 +197,41 @@ def cmd_build(args: argparse.Namespace) -> int:
     if not run_dir.is_dir():
         raise AuditError(f"{run_dir} is not a folder: give a run folder such as runs/default")
     paths = build_report(run_dir, quiet=args.quiet)
-    print(f"report in {paths['html']} and {paths['pdf']}")
+    print(f"report in {' and '.join(map(str, paths.values()))}")
     return 0
 
 
+def check_audit(args: argparse.Namespace) -> None:
+    from dissect.cli_model import check_model_options
+    from dissect.infra.datasets import check_data
+    from dissect.runtime import check_device
+    from reports.config import check_name
+    from simpleconvnet.cli import check_writable
+
+    check_name(args.name)
+    check_model_options(args)
+    check_device(args.device)
+    check_writable(Path(args.runs_root) / args.name / "report", "--runs-root")
+    if args.ckpt:
+        from dissect.checkpoints import read_metadata
+
+        data = read_metadata(args.ckpt).get("data") or {}
+        name = args.dataset or data.get("name") or "mnist-5k"
+        check_data(name, args.data_dir or (None if args.dataset else data.get("data_dir")))
+    else:
+        check_data(args.dataset or "mnist-5k", args.data_dir)
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
-    from dissect.cli_model import check_model_options, load_subject
+    from dissect.cli_model import load_subject
     from reports.audit import write_audit_report
 
-    if not args.name or "/" in args.name or args.name.startswith("."):
-        raise AuditError(f"--name {args.name!r}: give a plain folder name such as mynet")
-    check_model_options(args)
     out = Path(args.runs_root) / args.name / "report"
     subject = load_subject(args)
     paths = write_audit_report(
         subject, out, steps=args.superstimulus_steps, quiet=args.quiet, description=args.description
     )
-    print(f"report in {paths['html']} and {paths['pdf']}")
+    print(f"report in {' and '.join(map(str, paths.values()))}")
     return 0
 
 

@@ -1,16 +1,64 @@
-"""``simpleconvnet`` command line: train, evaluate and prune the plain ConvNet."""
+"""``simpleconvnet`` command line: train, evaluate and prune the plain ConvNet.
+
+Every command checks all of its options (numbers, widths, the data set's files, the device, the
+checkpoint, the output folder) before any work starts: bad input is one line on stderr
+(``error: ...``) and exit code 2, and nothing is written.
+"""
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
+import os
+import shutil
 from pathlib import Path
 
 from dissect import distributed as dist
 from dissect.errors import AuditError
 from dissect.infra.datasets import DATASETS
-from dissect.runtime import resolve_device, run_cli
+from dissect.runtime import (
+    CliParser,
+    check_device,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    resolve_device,
+    run_cli,
+    whole_number,
+)
 
-__all__ = ["main", "build_parser", "add_common_options", "add_data_options", "setup_runtime"]
+__all__ = [
+    "main",
+    "build_parser",
+    "add_common_options",
+    "add_data_options",
+    "add_out_options",
+    "setup_runtime",
+    "positive_int",
+    "non_negative_int",
+    "seed_number",
+    "parse_widths",
+    "check_out",
+    "clear_run",
+    "check_data_options",
+    "RUN_FILES",
+]
+
+#: What a run folder of the suite holds (training, pruning, fine-tuning, a bare checkpoint):
+#: an ``--out`` folder holding any of these already holds another run.
+RUN_FILES = (
+    "last", "best", "final", "iter_*", "history.csv", "confusion.csv", "snapshots.safetensors",
+    "scores.csv", "redundancy.json", "state.json", "drift.csv", "model.json",
+    "model.safetensors", "optimizer.safetensors", "training_state.json",
+)  # fmt: skip
+SEED_MAX = 2**32 - 1
+
+
+def seed_number(text: str) -> int:
+    value = whole_number(text, 0)
+    if value > SEED_MAX:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at most {SEED_MAX}")
+    return value
 
 
 def add_common_options(p: argparse.ArgumentParser) -> None:
@@ -18,78 +66,195 @@ def add_common_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
     p.add_argument(
-        "--nproc", type=int, default=1,
+        "--nproc", type=positive_int, default=1,
         help="run N processes on this machine through torchrun (gloo on CPU, NCCL on GPUs)",
     )  # fmt: skip
 
 
 def add_data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default="mnist-5k", choices=DATASETS, help="data set")
     p.add_argument(
-        "--dataset", default="mnist-5k", choices=DATASETS, help="data set (default mnist-5k)"
+        "--data-dir", default=None,
+        help="folder holding MNIST/raw or FashionMNIST/raw (torchvision's layout, plain or .gz) "
+        "or the four *-ubyte.gz files; only read (.gz files are unpacked into ~/.cache)",
+    )  # fmt: skip
+    p.add_argument(
+        "--download", action="store_true", help="download MNIST into --data-dir (needs internet)"
     )
-    p.add_argument("--data-dir", default=None, help="folder holding the torchvision data set")
-    p.add_argument("--download", action="store_true", help="download MNIST (needs internet)")
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
+def add_out_options(
+    p: argparse.ArgumentParser, default: str | None, what: str, resume: str | None
+) -> None:
+    """``--out`` plus ``--force`` (and ``--resume`` when ``resume`` says what it continues)."""
+    shown = f" (default {default})" if default else ""
+    p.add_argument("--out", default=default, help=f"output folder for {what}{shown}")
+    if resume:
+        p.add_argument("--resume", action="store_true", help=f"continue {resume}")
+    p.add_argument(
+        "--force", action="store_true",
+        help="overwrite the run files already in --out (otherwise such a folder is refused)",
+    )  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CliParser(
         prog="simpleconvnet", description="Train, evaluate and prune the plain SimpleConvNet."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     t = sub.add_parser("train", help="train a SimpleConvNet", description="Train a SimpleConvNet.")
     add_data_options(t)
-    t.add_argument("--epochs", type=positive_int, default=15, help="epochs (default 15)")
-    t.add_argument("--batch-size", type=positive_int, default=64, help="global batch (default 64)")
-    t.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default 3e-3)")
-    t.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
-    t.add_argument("--widths", default="32,64,128", help="conv widths, 2 or 3 (default 32,64,128)")
-    t.add_argument("--fc4", type=positive_int, default=128, help="width of fc4 (default 128)")
+    t.add_argument("--epochs", type=positive_int, default=15, help="epochs")
+    t.add_argument("--batch-size", type=positive_int, default=64, help="global batch")
+    t.add_argument("--lr", type=positive_float, default=3e-3, help="peak learning rate")
+    t.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="optimiser")
+    t.add_argument("--widths", default="32,64,128", help="conv widths, 2 or 3 comma-separated")
+    t.add_argument("--fc4", type=positive_int, default=128, help="width of fc4")
     t.add_argument("--no-augment", action="store_true", help="train without random affine")
-    t.add_argument("--seed", type=int, default=0, help="seed for init, order, augmentation")
-    t.add_argument("--out", default="runs/simpleconvnet", help="output folder")
-    t.add_argument("--resume", action="store_true", help="continue from OUT/last")
+    t.add_argument("--seed", type=seed_number, default=0, help="seed for init, order, augmentation")
+    add_out_options(t, "runs/simpleconvnet", "last/, best/ and history.csv", "from OUT/last")
     t.add_argument(
-        "--snapshot-every", type=int, default=200,
+        "--snapshot-every", type=non_negative_int, default=200,
         help="keep the first-layer filters every N steps for the report's animation (0: never)",
     )  # fmt: skip
     add_common_options(t)
-    t.set_defaults(func=cmd_train)
+    t.set_defaults(func=cmd_train, check=check_train)
     e = sub.add_parser("eval", help="evaluate a checkpoint", description="Evaluate a checkpoint.")
     e.add_argument("ckpt", help="checkpoint folder (holding model.json and model.safetensors)")
-    e.add_argument("--split", choices=("train", "test"), default="test")
-    e.add_argument("--data-dir", default=None, help="override the checkpoint's data folder")
+    e.add_argument("--split", choices=("train", "test"), default="test", help="which split")
+    e.add_argument(
+        "--data-dir", default=None, help="override the checkpoint's data folder (default: its own)"
+    )
     e.add_argument("--out", default=None, help="write metrics.json and confusion.csv here")
     add_common_options(e)
-    e.set_defaults(func=cmd_eval)
+    e.set_defaults(func=cmd_eval, check=check_eval)
     from simpleconvnet import cli_prune
 
     cli_prune.register(sub)
     return parser
 
 
-def parse_widths(text: str) -> tuple[int, ...]:
+def parse_widths(text: str, option: str = "--widths") -> tuple[int, ...]:
     try:
         widths = tuple(int(w) for w in text.split(","))
     except ValueError:
-        raise AuditError(f"--widths {text!r}: give 2 or 3 comma-separated numbers") from None
+        raise AuditError(f"{option} {text!r}: give 2 or 3 comma-separated numbers") from None
     if len(widths) not in (2, 3) or min(widths) < 1:
-        raise AuditError(f"--widths {text!r}: give 2 or 3 positive comma-separated numbers")
+        raise AuditError(f"{option} {text!r}: give 2 or 3 positive comma-separated numbers")
     return widths
+
+
+# -- checks shared by the commands that write a folder ------------------------------------------
+def _run_files(folder: Path) -> list[str]:
+    if not folder.is_dir():
+        return []
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError as exc:
+        raise AuditError(f"cannot read the --out folder {str(folder)!r} ({exc.strerror})") from None
+    return [n for n in names if any(fnmatch.fnmatchcase(n, pat) for pat in RUN_FILES)]
+
+
+def check_writable(folder: str | Path, option: str = "--out") -> Path:
+    """``folder`` is, or can be made as, a folder this process may write into."""
+    out = Path(folder)
+    if out.exists() and not out.is_dir():
+        raise AuditError(
+            f"{option} {str(out)!r} is a file, not a folder: give a folder (it is made if needed)"
+        )
+    ancestor = out
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise AuditError(
+            f"{option} {str(out)!r}: {str(ancestor)!r} is a file, so no folder can be made "
+            f"there: choose another {option}"
+        )
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise AuditError(f"{option} {str(out)!r}: {str(ancestor)!r} is not writable: choose another {option}")  # fmt: skip
+    return out
+
+
+def check_out(
+    folder: str | Path,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    resumable: str | None = None,
+    nothing_to_resume: str = "",
+) -> Path:
+    """An ``--out`` folder that already holds a run is refused unless ``--resume`` continues it
+    or ``--force`` overwrites it; ``--resume`` needs ``resumable`` (a path inside it)."""
+    out = check_writable(folder)
+    if resume and force:
+        raise AuditError("--resume and --force contradict each other: give one of them")
+    if resume:
+        if resumable is not None and not (out / resumable).is_file():
+            raise AuditError(nothing_to_resume or f"--resume: nothing to resume in {str(out)!r}")
+        return out
+    found = _run_files(out)
+    if found and not force:
+        listed = ", ".join(found[:4]) + (", ..." if len(found) > 4 else "")
+        hint = "--resume to continue it, " if resumable else ""
+        raise AuditError(
+            f"--out {str(out)!r} already holds a run ({listed}): add {hint}--force to "
+            "overwrite it, or choose another --out"
+        )
+    return out
+
+
+def clear_run(folder: str | Path) -> None:
+    """``--force``: remove the run files (only those, see :data:`RUN_FILES`) from ``folder``;
+    rank 0 does it and every rank waits."""
+    out = Path(folder)
+    if dist.is_main():
+        for name in _run_files(out):
+            path = out / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+    dist.barrier()
+
+
+def check_data_options(args: argparse.Namespace) -> None:
+    from dissect.infra.datasets import check_data
+
+    check_data(args.dataset, args.data_dir, getattr(args, "download", False))
+
+
+def check_checkpoint(path: str, option: str = "CKPT"):
+    """Load a checkpoint on the CPU (a cheap, complete check); returns ``(model, meta)``."""
+    from dissect.checkpoints import load_checkpoint
+
+    if not path:
+        raise AuditError(f"{option}: give a checkpoint folder")
+    return load_checkpoint(path, map_location="cpu")
+
+
+def check_checkpoint_data(meta: dict, data_dir: str | None = None) -> None:
+    from dissect.infra.datasets import check_data
+
+    data = meta.get("data") or {}
+    if not data.get("name"):
+        raise AuditError("checkpoint does not say which data set it was trained on")
+    check_data(str(data["name"]), data_dir or data.get("data_dir"))
 
 
 def setup_runtime(args: argparse.Namespace):
     """Resolve the device and join torchrun's process group when launched by it."""
     return dist.init_from_env(resolve_device(args.device))
+
+
+# -- train -----------------------------------------------------------------------------------
+def check_train(args: argparse.Namespace) -> None:
+    parse_widths(args.widths)
+    check_device(args.device)
+    check_out(
+        args.out, resume=args.resume, force=args.force, resumable="last/model.json",
+        nothing_to_resume=f"--resume: no finished epoch to resume from in {str(args.out)!r}",
+    )  # fmt: skip
+    check_data_options(args)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -110,6 +275,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     model = SimpleConvNet(model_config)
     init_weights(model, torch.Generator().manual_seed(args.seed))
     model.to(device)
+    if args.force:
+        clear_run(args.out)
     meta = {
         "kind": "SimpleConvNet",
         "data": {"name": args.dataset, "data_dir": args.data_dir},
@@ -126,6 +293,15 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"{config.epochs} epoch(s), {result.seconds:.1f} s; checkpoints in {args.out}/"
         )
     return 0
+
+
+# -- eval ------------------------------------------------------------------------------------
+def check_eval(args: argparse.Namespace) -> None:
+    check_device(args.device)
+    if args.out is not None:
+        check_writable(args.out)
+    _, meta = check_checkpoint(args.ckpt)
+    check_checkpoint_data(meta, args.data_dir)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

@@ -3,30 +3,73 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
-__all__ = ["register", "parse_weights"]
+__all__ = ["register", "parse_weights", "parse_targets"]
 
 
 def parse_weights(text: str) -> dict[str, float]:
-    """``variation=1,structure=1,superstimulus=0.5,selectivity=1`` -> dict (missing: 0)."""
+    """``variation=1,structure=1,superstimulus=0.5,selectivity=1`` -> dict (missing: 0).
+
+    Names must be known criteria, weights finite and 0 or more, and at least one above 0."""
+    from dissect.errors import AuditError
+    from simpleconvnet.criteria import CRITERIA
+
+    known = ", ".join(CRITERIA)
+    weights: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = part.partition("=")
+        try:
+            number = float(value) if sep else math.nan
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number) or number < 0:
+            raise AuditError(
+                f"--weights {text!r}: write name=number pairs with numbers of 0 or more, "
+                "e.g. variation=1,selectivity=0.5"
+            )
+        if name.strip() not in CRITERIA:
+            raise AuditError(f"--weights {text!r}: unknown criterion {name.strip()!r}; use {known}")
+        weights[name.strip()] = number
+    if not any(w > 0 for w in weights.values()):
+        raise AuditError(f"--weights {text!r}: give at least one criterion a weight above 0 ({known})")  # fmt: skip
+    return weights
+
+
+def parse_targets(text: str, widths: tuple[int, ...], option: str = "--targets") -> tuple[int, ...]:
+    """Target widths for the first ``len(targets)`` conv layers of a net of ``widths``: 1 to
+    ``len(widths)`` whole numbers, each from 1 to the layer's width."""
     from dissect.errors import AuditError
 
-    weights: dict[str, float] = {}
-    for part in filter(None, text.split(",")):
-        name, _, value = part.partition("=")
-        try:
-            weights[name.strip()] = float(value)
-        except ValueError:
+    shown = ",".join(map(str, widths))
+    allowed = (
+        f"1 to {len(widths)} comma-separated widths, each from 1 to the layer's width ({shown})"
+    )
+    try:
+        targets = tuple(int(t) for t in text.split(","))
+    except ValueError:
+        raise AuditError(
+            f"{option} {text!r} is not a list of whole numbers: give {allowed}"
+        ) from None
+    if not 1 <= len(targets) <= len(widths):
+        raise AuditError(
+            f"{option} {text!r} names {len(targets)} conv layers but the network has "
+            f"{len(widths)} ({shown}): give {allowed}"
+        )
+    for k, (t, w) in enumerate(zip(targets, widths, strict=False), start=1):
+        if not 1 <= t <= w:
             raise AuditError(
-                f"--weights {text!r}: write name=number pairs, e.g. variation=1,selectivity=0.5"
-            ) from None
-    return weights
+                f"{option} {text!r}: conv{k} has {w} channels, so its target must be from 1 to "
+                f"{w}, not {t}: give {allowed}"
+            )
+    return targets
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``prune`` subcommand."""
-    from simpleconvnet.cli import add_common_options, positive_int
+    from dissect.runtime import non_negative_float
+    from simpleconvnet.cli import add_common_options, add_out_options, positive_int, seed_number
 
     p = sub.add_parser(
         "prune",
@@ -35,57 +78,82 @@ def register(sub: argparse._SubParsersAction) -> None:
         "first test whether conv3 only copies conv2 and drop it when the accuracy allows.",
     )
     p.add_argument("ckpt", help="checkpoint folder of the trained, unpruned SimpleConvNet")
-    p.add_argument("--iterations", type=positive_int, default=7, help="cuts (default 7)")
+    p.add_argument("--iterations", type=positive_int, default=7, help="cuts")
     p.add_argument(
         "--targets",
         default="8,16,16",
-        help="final widths of conv1,conv2[,conv3] (default 8,16,16; conv3 may then be dropped)",
+        help="final widths of conv1,conv2[,conv3], each at most the checkpoint's width "
+        "(default 8,16,16; conv3 may then be dropped)",
     )
     p.add_argument(
         "--budget",
-        type=float,
+        type=non_negative_float,
         default=0.5,
-        help="accuracy points conv3's removal may cost (default 0.5)",
+        help="accuracy points conv3's removal may cost",
     )
     p.add_argument(
         "--weights", default="variation=1,structure=1,superstimulus=1,selectivity=1",
         help="weights of the four criteria (variation, structure, superstimulus, selectivity)",
     )  # fmt: skip
+    p.add_argument("--epochs", type=positive_int, default=3, help="retraining epochs per cut")
     p.add_argument(
-        "--epochs", type=positive_int, default=3, help="retraining epochs per cut (default 3)"
-    )
-    p.add_argument(
-        "--final-epochs",
-        type=positive_int,
-        default=40,
-        help="retraining after the last cut (default 40)",
+        "--final-epochs", type=positive_int, default=40, help="retraining after the last cut"
     )
     p.add_argument("--keep-conv3", action="store_true", help="do not test dropping conv3")
     p.add_argument("--random", action="store_true", help="baseline: choose channels at random")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="runs/pruned", help="output folder")
-    p.add_argument(
-        "--resume", action="store_true", help="continue after the last finished iteration"
+    p.add_argument("--seed", type=seed_number, default=0, help="seed of retraining (and --random)")
+    add_out_options(
+        p, "runs/pruned", "iter_K/, final/ and the tables", "after the last finished iteration"
     )
     add_common_options(p)
-    p.set_defaults(func=cmd_prune)
+    p.set_defaults(func=cmd_prune, check=check_prune)
+
+
+def check_prune(args: argparse.Namespace) -> tuple[int, ...]:
+    """Every option and the checkpoint, before any work; returns the target widths."""
+    from dissect.errors import AuditError
+    from dissect.runtime import check_device
+    from simpleconvnet.cli import check_checkpoint, check_checkpoint_data, check_out
+    from simpleconvnet.model import SimpleConvNet
+
+    check_device(args.device)
+    parse_weights(args.weights)
+    check_out(
+        args.out, resume=args.resume, force=args.force, resumable="state.json",
+        nothing_to_resume=f"--resume: no finished pruning iteration in {str(args.out)!r}",
+    )  # fmt: skip
+    model, meta = check_checkpoint(args.ckpt)
+    if type(model) is not SimpleConvNet:
+        raise AuditError(
+            f"{args.ckpt!r} holds a {type(model).__name__}, not a SimpleConvNet: prune a "
+            "checkpoint of `simpleconvnet train`"
+        )
+    targets = parse_targets(args.targets, tuple(model.config.convs))
+    check_checkpoint_data(meta)
+    args.target_widths = targets
+    return targets
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
     from dissect import distributed as dist
     from dissect.checkpoints import load_checkpoint, load_checkpoint_data
-    from simpleconvnet.cli import parse_widths, setup_runtime
+    from simpleconvnet.cli import clear_run, setup_runtime
+    from simpleconvnet.model import SimpleConvNet
     from simpleconvnet.prune import PruneConfig, choose_at_random, choose_by_score, prune
 
+    targets = getattr(args, "target_widths", None) or check_prune(args)
     config = PruneConfig(
-        iterations=args.iterations, targets=parse_widths(args.targets) if "," in args.targets else (int(args.targets),),
+        iterations=args.iterations, targets=targets,
         budget=args.budget, weights=parse_weights(args.weights), epochs=args.epochs,
         final_epochs=args.final_epochs, seed=args.seed, drop_redundant=not args.keep_conv3,
     )  # fmt: skip
     device = setup_runtime(args)
     model, meta = load_checkpoint(args.ckpt, map_location=device)
+    assert isinstance(model, SimpleConvNet)  # check_prune refused any other class
     train = load_checkpoint_data(meta, "train")
     test = load_checkpoint_data(meta, "test")
+    if args.force:
+        clear_run(args.out)
     chooser = choose_at_random(args.seed) if args.random else choose_by_score
     result = prune(
         model, train, test, config, out_dir=args.out, metadata={k: meta[k] for k in ("kind", "data") if k in meta},

@@ -34,12 +34,17 @@ def _is_nproc(argv: list[str], i: int) -> bool:
 
 
 def dispatch(module: str, build_parser, argv: list[str] | None) -> int:
-    """The body of every data-set command line: parse ``argv``, hand over to torchrun when
-    ``--nproc N`` asks for it, else run the chosen subcommand and leave the process group."""
+    """The body of every data-set command line: parse ``argv``, check every option (the
+    subcommand's ``check(args)``, before any work and before handing over to torchrun), hand
+    over to torchrun when ``--nproc N`` asks for it, else run the chosen subcommand and leave
+    the process group."""
     from dissect import distributed as dist
 
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    check = getattr(args, "check", None)
+    if check is not None:
+        check(args)
     code = maybe_relaunch(module, argv, getattr(args, "nproc", 1))
     if code is not None:
         return code
