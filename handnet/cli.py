@@ -43,6 +43,16 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     b.add_argument("--fc4", type=positive_int, default=128, help="width of fc4")
     b.add_argument("--l2", type=non_negative_float, default=1e-4, help="L2 penalty of the head fit")
+    b.add_argument(
+        "--from", dest="source", default=None, metavar="CKPT",
+        help="compile the explanation of this trained two-conv-layer SimpleConvNet instead: each "
+        "conv1 channel the filter its description names, conv2 rules from its contribution "
+        "tables, the head refitted (its data set, widths and fc4 are the checkpoint's)",
+    )  # fmt: skip
+    b.add_argument(
+        "--compile", default="conv1,conv2", choices=("conv1", "conv1,conv2"),
+        help="with --from: the layers compiled from words (the others kept as trained)",
+    )  # fmt: skip
     add_out_options(b, "runs/handnet/built", "the checkpoint (model.json, model.safetensors)", None)
     add_common_options(b)
     b.set_defaults(func=cmd_build, check=check_build)
@@ -84,7 +94,20 @@ def _handnet_widths(text: str, fc4: int) -> tuple[int, ...]:
 
 def check_build(args: argparse.Namespace) -> None:
     from dissect.infra.datasets import CLASS_NAMES
+    from simpleconvnet.model import SimpleConvNet
 
+    if args.source is not None:
+        check_device(args.device)
+        check_out(args.out, force=args.force)
+        model, meta = check_checkpoint(args.source, "--from")
+        if not isinstance(model, SimpleConvNet) or list(model.conv_names) != ["conv1", "conv2"]:
+            layers = ", ".join(getattr(model, "conv_names", [])) or type(model).__name__
+            raise AuditError(
+                f"--from {args.source!r}: only a SimpleConvNet with two conv layers compiles "
+                f"(this one has {layers}); prune it first (simpleconvnet prune)"
+            )
+        check_checkpoint_data(meta, args.data_dir)
+        return
     classes = len(CLASS_NAMES[args.dataset])
     if args.fc4 < classes:
         raise AuditError(
@@ -129,12 +152,43 @@ def build_handnet(
     return model, fit_head(model, train[0], train[1], l2)
 
 
+def cmd_compile(args: argparse.Namespace) -> int:
+    """``handnet build --from CKPT``: the network the checkpoint's explanation describes."""
+    from dissect.checkpoints import load_checkpoint_data, save_model
+    from handnet.compile import compile_explanation
+    from simpleconvnet.checkpoint import load_model
+    from simpleconvnet.model import SimpleConvNet
+    from simpleconvnet.train import evaluate
+
+    device = setup_runtime(args)
+    original, meta = load_model(args.source, SimpleConvNet, map_location=device)
+    train = load_checkpoint_data(meta, "train", args.data_dir)
+    test = load_checkpoint_data(meta, "test", args.data_dir)
+    layers = tuple(args.compile.split(","))
+    model = compile_explanation(original, *train, layers=layers)
+    result, before = evaluate(model, *test), evaluate(original, *test)
+    out_meta = {
+        "kind": "HandNet", "stage": "compiled", "compiled_from": str(args.source),
+        "compiled_layers": list(layers), "data": meta.get("data"), "metrics": result.metrics(),
+        "original_metrics": before.metrics(),
+    }  # fmt: skip
+    if args.force:
+        clear_run(args.out)
+    if dist.is_main():
+        save_model(args.out, model, out_meta)
+        print(f"{', '.join(layers)} compiled from the explanation of {args.source}: test accuracy "
+              f"{result.accuracy:.2%} (the original's {before.accuracy:.2%}); checkpoint in {args.out}/")  # fmt: skip
+    return 0
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     from dissect.checkpoints import save_model
     from dissect.infra.datasets import load_split
     from handnet.finetune import trainable_parameters
     from simpleconvnet.train import evaluate
 
+    if args.source is not None:
+        return cmd_compile(args)
     setup_runtime(args)
     train = load_split(args.dataset, "train", args.data_dir, args.download)
     test = load_split(args.dataset, "test", args.data_dir, False)

@@ -47,3 +47,32 @@ def test_only_two_conv_layers_compile() -> None:
     net = SimpleConvNet(SimpleConvNetConfig(convs=(4, 8, 8), fc4=16))
     with pytest.raises(AuditError, match="only two-conv-layer"):
         compile_explanation(net, torch.rand(2, 1, 28, 28), torch.zeros(2, dtype=torch.long))
+
+
+def test_handnet_build_from_a_checkpoint(tmp_path) -> None:
+    import json
+
+    from dissect.checkpoints import load_checkpoint, save_model
+    from dissect.runtime import run_cli
+    from handnet.cli import _main
+    from tests.conftest import make_mnist_folder
+
+    data = make_mnist_folder(tmp_path / "data", n_train=60, n_test=20)
+    for widths in ((4, 8), (4, 8, 8)):
+        net = SimpleConvNet(SimpleConvNetConfig(convs=widths, fc4=16))
+        save_model(
+            tmp_path / f"net{len(widths)}", net, {"data": {"name": "mnist", "data_dir": str(data)}}
+        )
+    out = tmp_path / "compiled"
+    assert (
+        run_cli(_main, ["build", "--from", str(tmp_path / "net2"), "--out", str(out), "--quiet"])
+        == 0
+    )
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["stage"] == "compiled" and meta["compiled_layers"] == ["conv1", "conv2"]
+    model, _ = load_checkpoint(out)
+    assert isinstance(model, HandNet) and 0 <= meta["metrics"]["test_accuracy"] <= 1
+    code = run_cli(
+        _main, ["build", "--from", str(tmp_path / "net3"), "--out", str(tmp_path / "x"), "--quiet"]
+    )
+    assert code == 2 and not (tmp_path / "x").exists()
