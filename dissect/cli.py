@@ -1,5 +1,14 @@
 """``dissect`` command line: each group of subcommands lives in its own module and registers
-itself here (``register(subparsers)``; each parser sets ``func(args) -> int``)."""
+itself here (``register(subparsers)``; each parser sets ``check_options(args)`` and
+``func(args) -> int``).
+
+Every option is checked before anything is loaded: the parse itself (numbers and their
+ranges, choices, ``--image`` as an index or an existing file), then ``check_options`` (the
+model options, the device, the checkpoint's metadata, the data set's files, ``--out``, an
+image file). What only the network can tell (a layer's name, a channel's or a class's range)
+is checked as soon as it is loaded, before anything is written. Bad input is one line on
+stderr (``error: ...``) and exit code 2.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +19,13 @@ import tempfile
 
 from dissect import cli_analysis, cli_explain, cli_superstimuli
 from dissect import distributed as dist
-from dissect.runtime import resolve_device, run_cli
+from dissect.runtime import CliParser, resolve_device, run_cli
 
 __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CliParser(
         prog="dissect",
         description="Take a trained ConvNet of the suite apart, channel by channel.",
     )
@@ -29,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    args.check_options(args)
     if not dist.launched_by_torchrun():
         return int(args.func(args) or 0)
     # Under torchrun the data-set loops (contribution shares, activation statistics, ...) are

@@ -7,35 +7,80 @@ import argparse
 from pathlib import Path
 
 from dissect.cli_model import add_model_options
+from dissect.runtime import positive_int, whole_number
 
-__all__ = ["register", "write_dissection"]
+__all__ = ["register", "write_dissection", "image_spec", "check_image"]
+
+
+def image_spec(text: str) -> str:
+    """``--image``: a 0-based test-set index (its range is checked once the images are
+    loaded) or the path of an existing image file (an ``argparse`` type)."""
+    if text.isdigit() or (text.startswith("-") and text[1:].isdigit()):
+        whole_number(text, 0)
+        return text
+    path = Path(text)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(
+            f"image file {text!r} does not exist: give a test-set index (0-based) or an image file"
+        )
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a file: give a test-set index (0-based) or an image file"
+        )
+    return text
+
+
+def check_image(spec: str) -> None:
+    """An ``--image`` file opens as an image (an index is checked against the loaded images)."""
+    from dissect.images import load_png
+
+    if not spec.lstrip("-").isdigit():
+        load_png(spec)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     ls = sub.add_parser("layers", help="list the conv layers and the class scores",
                         description="List every conv layer by module path (shapes, parameters, the non-linearity after it) and the module that gives the class scores.")  # fmt: skip
     add_model_options(ls)
-    ls.set_defaults(func=cmd_layers)
+    ls.set_defaults(func=cmd_layers, check_options=check_layers)
     c = sub.add_parser("contributions", help="how one outer channel is built from the inner channels",
                        description="Write the contribution table (CSV) and the dissection figure (PNG) of one outer channel.")  # fmt: skip
     add_model_options(c, out="runs/dissect")
     c.add_argument(
-        "--layer", required=True, help="conv layer by module path, e.g. conv2 or features.3"
+        "--layer", required=True,
+        help="conv layer by module path, e.g. conv2 or features.3 (required)",
+    )  # fmt: skip
+    c.add_argument(
+        "--channel", type=positive_int, required=True, help="outer channel, 1-based (required)"
     )
-    c.add_argument("--channel", type=int, required=True, help="outer channel, 1-based")
-    c.add_argument("--image", default="0", help="test-set index (0-based) or an image file (default 0)")  # fmt: skip
-    c.set_defaults(func=cmd_contributions)
+    c.add_argument("--image", type=image_spec, default="0", help="test-set index (0-based) or an image file")  # fmt: skip
+    c.set_defaults(func=cmd_contributions, check_options=check_with_image)
     lab = sub.add_parser("labels", help="describe every channel of every conv layer",
                          description="Describe every channel from probe responses (and first-layer Gabor fits); write labels.csv.")  # fmt: skip
     add_model_options(lab, out="runs/dissect")
-    lab.set_defaults(func=cmd_labels)
+    lab.set_defaults(func=cmd_labels, check_options=check_layers)
     a = sub.add_parser("audit", help="explain one prediction",
                        description="Predicted class and probability, the channels that drove it, and the dissection of the strongest channel.")  # fmt: skip
     add_model_options(a, out="runs/dissect")
-    a.add_argument("--image", required=True, help="test-set index (0-based) or an image file")
-    a.add_argument("--top", type=int, default=5, help="how many driving channels to list (default 5)")  # fmt: skip
+    a.add_argument("--image", type=image_spec, required=True, help="test-set index (0-based) or an image file (required)")  # fmt: skip
+    a.add_argument("--top", type=positive_int, default=5, help="how many driving channels to list")  # fmt: skip
     a.add_argument("--layer", default=None, help="conv layer whose channels split the score (default: the last)")  # fmt: skip
-    a.set_defaults(func=cmd_audit)
+    a.set_defaults(func=cmd_audit, check_options=check_with_image)
+
+
+def check_layers(args: argparse.Namespace) -> None:
+    """``layers`` and ``labels``: no images needed."""
+    from dissect.cli_model import check_inputs
+
+    check_inputs(args)
+
+
+def check_with_image(args: argparse.Namespace) -> None:
+    """``contributions`` and ``audit``: the test images and ``--image``."""
+    from dissect.cli_model import check_inputs
+
+    check_inputs(args, data=True)
+    check_image(args.image)
 
 
 def _inner_descriptions(specimen, layer: str) -> list[str]:

@@ -7,8 +7,17 @@ import argparse
 from pathlib import Path
 
 from dissect.cli_model import add_model_options
+from dissect.runtime import non_negative_int, positive_int, whole_number
 
 __all__ = ["register"]
+
+#: The fewest random draws a check may use: below this its p-value cannot reach 0.05.
+MIN_DRAWS = 20
+
+
+def draws_number(text: str) -> int:
+    """``--draws``: a whole number of at least :data:`MIN_DRAWS` (an ``argparse`` type)."""
+    return whole_number(text, MIN_DRAWS)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,28 +25,29 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Compose each class's reasoning from the exact decompositions and the channel descriptions; "
                        "write explain.txt (paragraphs) and explain.csv (one row per class and channel).")  # fmt: skip
     add_model_options(e, out="runs/dissect")
-    e.add_argument("--class", dest="target", type=int, default=None, help="one class, 0-based (default: every class)")  # fmt: skip
+    e.add_argument("--class", dest="target", type=non_negative_int, default=None, help="one class, 0-based (default: every class)")  # fmt: skip
     e.add_argument("--split", choices=("train", "test"), default="train",
                    help="the images the reasoning is derived on (default train, so the test split can check it)")  # fmt: skip
     e.add_argument("--layer", default=None, help="conv layer whose channels carry the scores (default: the last)")  # fmt: skip
-    e.add_argument("--top", type=int, default=3, help="channels named per class (default 3)")
+    e.add_argument("--top", type=positive_int, default=3, help="channels named per class")
     e.add_argument("--check", action="store_true",
-                   help="check every claim on the other split against random channels (default off)")  # fmt: skip
-    e.add_argument("--draws", type=int, default=200, help="random draws per check (default 200)")
-    e.set_defaults(func=cmd_explain)
+                   help="check every claim on the other split against random channels")  # fmt: skip
+    e.add_argument("--draws", type=draws_number, default=200, help=f"random draws per check (at least {MIN_DRAWS})")  # fmt: skip
+    e.set_defaults(func=cmd_explain, check_options=check_explain)
+
+
+def check_explain(args: argparse.Namespace) -> None:
+    from dissect.cli_model import check_inputs
+
+    check_inputs(args, data=True)
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from dissect.atomic import atomic_save, atomic_write_text
-    from dissect.cli_model import check_model_options, load_subject
+    from dissect.cli_model import load_subject
     from dissect.errors import AuditError
     from dissect.explain import explain_classes, reasoning_table
 
-    check_model_options(args)
-    if args.top < 1:
-        raise AuditError(f"--top {args.top}: name at least 1 channel per class")
-    if args.draws < 20:
-        raise AuditError(f"--draws {args.draws}: give at least 20 random draws per check")
     subject = load_subject(args, split=args.split)
     if args.layer is not None:
         subject.specimen.check_layer(args.layer)

@@ -9,7 +9,7 @@ import argparse
 from dissect.errors import AuditError
 from dissect.subject import Subject
 
-__all__ = ["add_model_options", "check_model_options", "load_subject"]
+__all__ = ["add_model_options", "check_model_options", "check_inputs", "load_subject"]
 
 
 def add_model_options(p: argparse.ArgumentParser, out: str | None = None) -> None:
@@ -23,12 +23,13 @@ def add_model_options(p: argparse.ArgumentParser, out: str | None = None) -> Non
     own.add_argument(
         "--model",
         metavar="SPEC",
-        help="path/to/file.py:Name or package.module:Name, a class or a factory",
+        help="path/to/file.py:Name or package.module:Name, a class or a factory (default: none)",
     )
     own.add_argument(
         "--weights",
         metavar="FILE",
-        help=".safetensors or a PyTorch state dict (.pt/.pth), read without unpickling objects",
+        help=".safetensors or a PyTorch state dict (.pt/.pth), read without unpickling "
+        "objects (default: none, the model's own initial weights)",
     )
     own.add_argument(
         "--model-args",
@@ -39,7 +40,7 @@ def add_model_options(p: argparse.ArgumentParser, out: str | None = None) -> Non
         "--input",
         default="1,28,28",
         metavar="C,H,W",
-        help="the model's input shape (default 1,28,28)",
+        help="the model's input shape",
     )
     own.add_argument(
         "--normalize",
@@ -65,9 +66,9 @@ def add_model_options(p: argparse.ArgumentParser, out: str | None = None) -> Non
         "--data-dir", default=None, help="folder holding mnist or fashion-mnist (default: none)"
     )
     if out is not None:
-        p.add_argument("--out", default=out, help=f"output folder (default {out})")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")  # fmt: skip
+        p.add_argument("--out", default=out, help="output folder (made if needed)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def check_model_options(args: argparse.Namespace) -> None:
@@ -95,6 +96,32 @@ def check_model_options(args: argparse.Namespace) -> None:
     parse_model_args(args.model_args)
     if args.dataset is not None and args.dataset not in DATASETS:
         raise AuditError(f"unknown data set {args.dataset!r}: choose one of {', '.join(DATASETS)}")
+
+
+def check_inputs(args: argparse.Namespace, data: bool = False) -> None:
+    """Every option a ``dissect`` command shares that can be checked without loading the
+    network: the model options, the device, a checkpoint's metadata, ``--out``, and with
+    ``data`` the data set's files (cheaply: their headers). Nothing is loaded or written."""
+    from dissect.checkpoints import read_metadata
+    from dissect.infra.datasets import check_data
+    from dissect.runtime import check_device, check_writable
+
+    check_model_options(args)
+    check_device(args.device)
+    if getattr(args, "out", None) is not None:
+        check_writable(args.out)
+    meta = read_metadata(args.ckpt) if args.ckpt else None
+    if not data:
+        return
+    if meta is None:
+        check_data(args.dataset or "mnist-5k", args.data_dir)
+    elif args.dataset is not None:
+        check_data(args.dataset, args.data_dir)
+    else:  # the checkpoint's own data set, as load_checkpoint_data finds it
+        own = meta.get("data") or {}
+        if not own.get("name"):
+            raise AuditError("checkpoint does not say which data set it was trained on")
+        check_data(str(own["name"]), args.data_dir or own.get("data_dir"))
 
 
 def load_subject(args: argparse.Namespace, with_data: bool = True, split: str = "test") -> Subject:

@@ -9,8 +9,17 @@ import io
 from pathlib import Path
 
 from dissect.cli_model import add_model_options
+from dissect.runtime import positive_int, whole_number
 
-__all__ = ["register"]
+__all__ = ["register", "seed_number"]
+
+#: The largest seed ``torch.Generator.manual_seed`` takes.
+SEED_MAX = 2**64 - 1
+
+
+def seed_number(text: str) -> int:
+    """``--seed``: a whole number from 0 to :data:`SEED_MAX` (an ``argparse`` type)."""
+    return whole_number(text, 0, SEED_MAX)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,26 +35,30 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--layer", default=None, help="conv layer by module path (default: the last)"
     )
     which.add_argument("--classes", action="store_true", help="one superstimulus per class instead")
-    p.add_argument("--steps", type=int, default=256, help="optimisation steps (default 256)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the starting images and transforms")
+    p.add_argument("--steps", type=positive_int, default=256, help="optimisation steps")
+    p.add_argument(
+        "--seed", type=seed_number, default=0, help="seed of the starting images and transforms"
+    )
     p.add_argument(
         "--param", choices=("fourier", "pixels"), default="fourier", help="image parametrisation"
     )
-    p.set_defaults(func=cmd_superstimuli)
+    p.set_defaults(func=cmd_superstimuli, check_options=check_superstimuli)
+
+
+def check_superstimuli(args: argparse.Namespace) -> None:
+    from dissect.cli_model import check_inputs
+
+    check_inputs(args)
 
 
 def cmd_superstimuli(args: argparse.Namespace) -> int:
     import numpy as np
 
     from dissect.atomic import atomic_save, atomic_write_bytes
-    from dissect.cli_model import check_model_options, load_subject
-    from dissect.errors import AuditError
+    from dissect.cli_model import load_subject
     from dissect.figures import image_grid
     from dissect.superstimuli import class_superstimuli, layer_superstimuli
 
-    check_model_options(args)
-    if args.steps < 1:
-        raise AuditError(f"--steps {args.steps}: give 1 or more optimisation steps")
     model = load_subject(args, with_data=False).specimen
     if args.classes:
         result = class_superstimuli(model, steps=args.steps, seed=args.seed, param=args.param)

@@ -20,6 +20,7 @@ __all__ = [
     "progress",
     "run_cli",
     "CliParser",
+    "check_writable",
     "DefaultsFormatter",
     "whole_number",
     "positive_int",
@@ -163,15 +164,38 @@ class CliParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise AuditError(f"{self.prog}: {message}; see {self.prog} --help")
 
+    def parse_args(self, args: Any = None, namespace: Any = None) -> argparse.Namespace:  # type: ignore[override]
+        """As ``ArgumentParser.parse_args``, but an unrecognised argument is reported by the
+        subcommand it was given to (``see PROG COMMAND --help``), not by the top parser."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            self._chosen(parsed).error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
 
-def whole_number(text: str, minimum: int | None = None) -> int:
-    """``text`` as an int of at least ``minimum`` (an ``argparse`` type: errors are one line)."""
+    def _chosen(self, parsed: argparse.Namespace) -> argparse.ArgumentParser:
+        """The innermost (sub)parser that ``parsed`` went through."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction) and action.dest != argparse.SUPPRESS:
+                name = getattr(parsed, action.dest, None)
+                sub = action.choices.get(name) if isinstance(name, str) else None
+                if isinstance(sub, CliParser):
+                    return sub._chosen(parsed)
+                if sub is not None:
+                    return sub
+        return self
+
+
+def whole_number(text: str, minimum: int | None = None, maximum: int | None = None) -> int:
+    """``text`` as an int from ``minimum`` to ``maximum`` (an ``argparse`` type: errors are one
+    line)."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if minimum is not None and value < minimum:
         raise argparse.ArgumentTypeError(f"{text!r} must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at most {maximum}")
     return value
 
 
@@ -203,3 +227,25 @@ def positive_float(text: str) -> float:
 
 def non_negative_float(text: str) -> float:
     return _number(text, positive=False)
+
+
+def check_writable(folder: str | os.PathLike[str], option: str = "--out") -> None:
+    """``folder`` is, or can be made as, a folder this process may write into; nothing is
+    made (an :class:`AuditError` line says what is wrong)."""
+    from pathlib import Path
+
+    out = Path(folder)
+    if out.exists() and not out.is_dir():
+        raise AuditError(
+            f"{option} {str(out)!r} is a file, not a folder: give a folder (it is made if needed)"
+        )
+    ancestor = out
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise AuditError(
+            f"{option} {str(out)!r}: {str(ancestor)!r} is a file, so no folder can be made "
+            f"there: choose another {option}"
+        )
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise AuditError(f"{option} {str(out)!r}: {str(ancestor)!r} is not writable: choose another {option}")  # fmt: skip
