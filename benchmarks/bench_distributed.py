@@ -55,7 +55,7 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def equivalence(out: Path) -> dict:
     common = ["train", "--epochs", "1", "--seed", "0", "--snapshot-every", "1", "--device", "cpu",
-              "--quiet"]  # fmt: skip
+              "--quiet", "--force"]  # fmt: skip
     run_cli("simpleconvnet", *common, "--out", str(out / "one"), env={"OMP_NUM_THREADS": "2"})
     torchrun(2, "-m", "simpleconvnet", *common, "--out", str(out / "two"), threads=1)
     s1, s2 = (load_file(str(out / n / "snapshots.safetensors")) for n in ("one", "two"))
@@ -112,7 +112,7 @@ def throughput(out: Path, epochs: int) -> dict:
 
     n = len(load_split("fashion-mnist", "train")[1]) * epochs
     common = ["-m", "simpleconvnet", "train", "--dataset", "fashion-mnist", "--epochs", str(epochs),
-              "--no-augment", "--snapshot-every", "0", "--device", "cpu", "--quiet"]  # fmt: skip
+              "--no-augment", "--snapshot-every", "0", "--device", "cpu", "--quiet", "--force"]  # fmt: skip
     t1 = torchrun(1, *common, "--out", str(out / "fm1"), threads=2)
     t2 = torchrun(2, *common, "--out", str(out / "fm2"), threads=1)
     seconds = {}
@@ -145,7 +145,7 @@ def gpu(out: Path, epochs: int) -> dict:
         return {"note": "no CUDA GPU on this machine"}
     n = len(load_split("fashion-mnist", "train")[1]) * epochs
     common = ["-m", "simpleconvnet", "train", "--dataset", "fashion-mnist", "--epochs", str(epochs),
-              "--no-augment", "--snapshot-every", "0", "--device", "cuda", "--quiet"]  # fmt: skip
+              "--no-augment", "--snapshot-every", "0", "--device", "cuda", "--quiet", "--force"]  # fmt: skip
     run_cli(*common[1:], "--out", str(out / "gpu1"))
     torchrun(1, *common, "--out", str(out / "gpu-nccl1"), threads=4)
     (w1, a1), (wn, an) = (_weights_and_accuracy(out / n_) for n_ in ("gpu1", "gpu-nccl1"))
@@ -167,7 +167,7 @@ def gpu(out: Path, epochs: int) -> dict:
         )
     else:
         figures["two_gpus"] = "not measured: one GPU on this machine"
-    mnist = ["train", "--epochs", "1", "--seed", "0", "--snapshot-every", "0", "--quiet"]
+    mnist = ["train", "--epochs", "1", "--seed", "0", "--snapshot-every", "0", "--quiet", "--force"]
     for name in ("gpu-mnist5k", "gpu-mnist5k-again"):
         run_cli("simpleconvnet", *mnist, "--device", "cuda", "--out", str(out / name))
     (wa, _), (wb, _) = (

@@ -30,6 +30,7 @@ def unpruned(seed: int, root: Path) -> Path:
         "--out",
         str(root / f"train-seed{seed}"),
         "--quiet",
+        "--force",  # no finished checkpoint there: whatever a killed run left is replaced
     )
     return root / f"train-seed{seed}" / "last"
 
@@ -37,7 +38,7 @@ def unpruned(seed: int, root: Path) -> Path:
 def prune_once(ckpt: Path, out: Path, seed: int, random: bool) -> dict:
     t0 = time.perf_counter()
     run_cli("simpleconvnet", "prune", str(ckpt), "--out", str(out), "--seed", str(seed), "--quiet",
-            *(["--random"] if random else []))  # fmt: skip
+            "--force", *(["--random"] if random else []))  # fmt: skip
     seconds = time.perf_counter() - t0
     h = pd.read_csv(out / "history.csv")
     red = json.loads((out / "redundancy.json").read_text())

@@ -43,6 +43,7 @@ def accuracy_runs(seeds: list[int], epochs: int, out: Path, device: str) -> dict
             "--device",
             device,
             "--quiet",
+            "--force",  # a re-run of the benchmark trains again into the same folder
         )
         seconds.append(time.perf_counter() - t0)
         accs.append(
@@ -56,7 +57,7 @@ def fashion_run(epochs: int, out: Path, device: str) -> dict:
     folder = out / "fashion"
     t0 = time.perf_counter()
     run_cli("simpleconvnet", "train", "--dataset", "fashion-mnist", "--epochs", str(epochs),
-            "--no-augment", "--out", str(folder), "--device", device, "--quiet")  # fmt: skip
+            "--no-augment", "--out", str(folder), "--device", device, "--quiet", "--force")  # fmt: skip
     meta = json.loads((folder / "last" / "model.json").read_text())
     return {
         "epochs": epochs,

@@ -3,7 +3,9 @@
 Pure parts: :func:`schedule` (widths per iteration) and :func:`choose_by_score` /
 :func:`choose_at_random` (which channels stay). :func:`prune` is the loop; it writes, per
 iteration, a checkpoint ``iter_K/`` and appends to ``history.csv`` and ``scores.csv``, and
-resumes from the last finished iteration.
+resumes from the last finished iteration (``state.json``, written last, says which; every
+checkpoint folder is written whole, then swapped in: see
+:func:`simpleconvnet.checkpoint.atomic_folder`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from dissect.atomic import atomic_save, atomic_write_text
 from dissect.checkpoints import save_model
 from dissect.errors import AuditError
 from dissect.runtime import progress
-from simpleconvnet.checkpoint import load_model
+from simpleconvnet.checkpoint import atomic_folder, load_model, recover_folder
 from simpleconvnet.criteria import CRITERIA, combine
 from simpleconvnet.model import SimpleConvNet
 from simpleconvnet.redundancy import COPY_CORRELATION, copy_correlation, refit_head_without
@@ -169,13 +171,24 @@ def _origin_after(origin: list[int], keep: list[int]) -> list[int]:
     return [origin[k] for k in keep]
 
 
+def _save_folder(folder: Path, model, meta: dict[str, Any]) -> None:
+    """A checkpoint folder written whole, then swapped in: never half old, half new."""
+    with atomic_folder(folder) as tmp:
+        save_model(tmp, model, meta)
+
+
 def _write(out: Path, model, meta, iteration, rows, score_rows, origins, redundancy) -> None:
+    """Write iteration ``iteration``; ``state.json`` (one file, written last) is the commit
+    point: everything ``--resume`` reads is in it or in the ``iter_K/`` folder it names, which
+    is complete before it. The tables before it are at most ahead of it after a kill, and the
+    iteration trained again writes them again."""
     if dist.is_main():
-        save_model(out / f"iter_{iteration}", model, {**meta, "pruning_iteration": iteration})
+        _save_folder(out / f"iter_{iteration}", model, {**meta, "pruning_iteration": iteration})
         atomic_save(out / "history.csv", lambda p: pd.DataFrame(rows).to_csv(p, index=False))
         atomic_save(out / "scores.csv", lambda p: pd.DataFrame(score_rows).to_csv(p, index=False))
         atomic_write_text(out / "redundancy.json", json.dumps(redundancy, indent=2))
-        state = {"done": iteration, "origins": origins, "rows": rows, "score_rows": score_rows}
+        state = {"done": iteration, "origins": origins, "rows": rows, "score_rows": score_rows,
+                 "redundancy": redundancy}  # fmt: skip
         atomic_write_text(out / "state.json", json.dumps(state))
     dist.barrier()
 
@@ -185,8 +198,15 @@ def _resume(out: Path, device) -> tuple[int, SimpleConvNet | None, dict, list, l
     if not state_path.is_file():
         return -1, None, {}, [], [], {}
     state = json.loads(state_path.read_text())
-    model, _ = load_model(out / f"iter_{state['done']}", SimpleConvNet, map_location=device)
-    redundancy = json.loads((out / "redundancy.json").read_text())
+    folder = out / f"iter_{state['done']}"
+    if dist.is_main():
+        recover_folder(folder)  # a kill inside a folder swap (see atomic_folder)
+    dist.barrier()
+    model, _ = load_model(folder, SimpleConvNet, map_location=device)
+    if "redundancy" in state:
+        redundancy = state["redundancy"]
+    else:  # written by an older version: redundancy.json beside it
+        redundancy = json.loads((out / "redundancy.json").read_text())
     return state["done"], model, state["origins"], state["rows"], state["score_rows"], redundancy
 
 
@@ -295,7 +315,7 @@ def prune(
         if out:
             _write(out, model, meta, it, rows, score_rows, origins, redundancy)
     if out and dist.is_main():
-        save_model(
+        _save_folder(
             out / "final", model, {**meta, "pruning_history": rows, "redundancy": redundancy}
         )
     dist.barrier()

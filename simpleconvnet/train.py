@@ -27,9 +27,11 @@ from dissect.atomic import atomic_path, atomic_save
 from dissect.errors import AuditError
 from dissect.runtime import progress
 from simpleconvnet.checkpoint import (
+    atomic_folder,
     load_training_state,
     package_versions,
     read_metadata,
+    recover_folder,
     save_model,
     save_training_state,
 )
@@ -44,6 +46,12 @@ __all__ = [
     "one_cycle_lr",
     "make_optimizer",
 ]
+
+
+#: The columns of ``history.csv`` (and the keys of each ``history`` row), in this order.
+HISTORY_COLUMNS = (
+    "epoch", "step", "lr", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -178,12 +186,15 @@ class _Snapshots:
                 save_file(self.frames, str(tmp))
 
 
-def _load_snapshots(path: Path) -> dict[str, torch.Tensor]:
+def _load_snapshots(path: Path, up_to_step: int) -> dict[str, torch.Tensor]:
+    """The frames saved at ``path`` up to step ``up_to_step``: the file is written before
+    ``last/``, so after a kill it may hold frames of an epoch that is trained again."""
     if not path.is_file():
         return {}
     from safetensors.torch import load_file
 
-    return load_file(str(path))
+    frames = load_file(str(path))
+    return {k: v for k, v in frames.items() if int(k.rsplit("_", 1)[1]) <= up_to_step}
 
 
 def fit(
@@ -203,8 +214,10 @@ def fit(
 
     ``train``/``test`` are ``(images [N,1,28,28] in [0,1], labels [N])``. With ``out_dir``,
     writes ``last/`` and ``best/`` checkpoints, ``history.csv`` and ``snapshots.safetensors``
-    (rank 0 only, atomically). ``resume`` continues from ``out_dir/last`` and ends with the
-    same weights as an uninterrupted run. Only parameters with ``requires_grad`` are trained.
+    (rank 0 only, atomically; each checkpoint folder is replaced whole, see
+    :func:`_write_epoch`). ``resume`` continues from ``out_dir/last`` and ends with the same
+    weights as an uninterrupted run, wherever the previous run was killed. Only parameters with
+    ``requires_grad`` are trained.
     """
     device = next(model.parameters()).device
     out = Path(out_dir) if out_dir is not None else None
@@ -219,10 +232,17 @@ def fit(
         out / "snapshots.safetensors" if out else None, config.snapshot_every, {}
     )
     if resume:
+        if out is not None and dist.is_main():
+            recover_folder(out / "last")  # a kill inside a folder swap (see atomic_folder)
+            recover_folder(out / "best")
+        dist.barrier()
         if out is None or not (out / "last" / "model.json").is_file():
             raise AuditError(f"--resume: no finished epoch to resume from in {str(out)!r}")
         start_epoch, best, elapsed, rows = _restore(model, optimizer, out, config, device)
-        snapshots.frames = _load_snapshots(snapshots.path)  # type: ignore[arg-type]
+        snapshots.frames = _load_snapshots(
+            snapshots.path,  # type: ignore[arg-type]
+            start_epoch * steps_per_epoch,
+        )
     world, rank = dist.world_size(), dist.rank()
     if world > 1 and config.batch_size < world:
         raise AuditError(f"--batch-size {config.batch_size} is smaller than {world} processes")
@@ -231,6 +251,8 @@ def fit(
     if step == 0:
         snapshots.maybe_take(0, model)
     final = evaluate(model, *test, batch_size=config.eval_batch_size) if start_epoch else None
+    if out is not None and final is not None and dist.is_main():
+        _write_tables(out, rows, final)  # a kill may have come after last/ but before them
     for epoch in range(start_epoch, config.epochs):
         t0 = time.perf_counter()
         model.train()
@@ -290,8 +312,9 @@ def fit(
         improved = final.accuracy > best
         best = max(best, final.accuracy)
         if out is not None:
-            _write_epoch(model, optimizer, out, config, metadata, rows, final, best, improved)
-            snapshots.write()
+            _write_epoch(
+                model, optimizer, out, config, metadata, rows, final, best, improved, snapshots
+            )
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, row)
     assert final is not None
@@ -316,17 +339,43 @@ def _checkpoint_meta(
     }
 
 
-def _write_epoch(model, optimizer, out, config, metadata, rows, final, best, improved) -> None:
+def _write_epoch(
+    model, optimizer, out, config, metadata, rows, final, best, improved, snapshots
+) -> None:
+    """Write an epoch's outputs; ``last/`` is the commit point.
+
+    ``last/`` (optimiser state, training state, weights, ``model.json``) is written whole into
+    a fresh ``last.tmp-XXXX/`` that then replaces it in one step (:func:`atomic_folder`), so
+    ``last/`` is always one epoch's consistent checkpoint. What ``--resume`` cannot rebuild
+    comes before it: ``best/`` (also swapped in whole) and the snapshots, which an epoch
+    trained again after a kill writes again identically. What it can rebuild comes after:
+    ``history.csv`` and ``confusion.csv`` (rewritten on resume).
+    """
     if dist.is_main():
         meta = _checkpoint_meta(config, metadata, rows, final, best)
         state = {"epoch": rows[-1]["epoch"], "best": best, "elapsed": rows[-1]["seconds"]}
-        save_training_state(out / "last", optimizer, state)
-        save_model(out / "last", model, meta)
         if improved:
-            save_model(out / "best", model, meta)
-        atomic_save(out / "history.csv", lambda p: pd.DataFrame(rows).to_csv(p, index=False))
-        atomic_save(out / "confusion.csv", lambda p: final.confusion.to_csv(p))
+            with atomic_folder(out / "best") as tmp:
+                save_model(tmp, model, meta)
+        snapshots.write()
+        with atomic_folder(out / "last") as tmp:
+            save_training_state(tmp, optimizer, state)
+            save_model(tmp, model, meta)
+        _write_tables(out, rows, final)
     dist.barrier()
+
+
+def _write_tables(out: Path, rows: list[dict[str, Any]], final: EvalResult) -> None:
+    history = pd.DataFrame(rows)
+    atomic_save(out / "history.csv", lambda p: history.to_csv(p, index=False))
+    atomic_save(out / "confusion.csv", lambda p: final.confusion.to_csv(p))
+
+
+def _ordered(row: dict[str, Any]) -> dict[str, Any]:
+    """A history row with its keys in :data:`HISTORY_COLUMNS` order (``model.json`` is written
+    with sorted keys), any other key after them."""
+    known = {k: row[k] for k in HISTORY_COLUMNS if k in row}
+    return {**known, **{k: v for k, v in row.items() if k not in known}}
 
 
 def _signature(model: nn.Module) -> tuple[str, dict[str, tuple[int, ...]]]:
@@ -343,9 +392,19 @@ def _restore(model, optimizer, out: Path, config: TrainConfig, device):
         raise AuditError(f"cannot resume: {str(out / 'last')!r} holds another architecture")
     if meta.get("train_config", {}).get("seed") != config.seed:
         raise AuditError("cannot resume: the checkpoint was trained with another --seed")
-    model.load_state_dict(saved.state_dict())
     state = load_training_state(out / "last", optimizer, device)
-    return int(state["epoch"]), float(state["best"]), float(state["elapsed"]), meta["history"]
+    history = [_ordered(row) for row in meta.get("history") or []]
+    epoch = int(state["epoch"])
+    # one consistent checkpoint: a folder written by an older version, killed between its
+    # files, can pair the optimiser state of one epoch with the weights of another
+    if meta.get("epoch", epoch) != epoch:
+        raise AuditError(
+            f"cannot resume: {str(out / 'last')!r} mixes two epochs (optimiser state of epoch "
+            f"{epoch}, model.json of epoch {meta.get('epoch')}): an older version was killed "
+            "while writing it; start again with --force"
+        )
+    model.load_state_dict(saved.state_dict())
+    return epoch, float(state["best"]), float(state["elapsed"]), history
 
 
 __all__ += ["read_metadata"]
