@@ -47,7 +47,7 @@ __all__ = [
 #: What a run folder of the suite holds (training, pruning, fine-tuning, a bare checkpoint):
 #: an ``--out`` folder holding any of these already holds another run.
 RUN_FILES = (
-    "last", "best", "final", "iter_*", "history.csv", "confusion.csv", "snapshots.safetensors",
+    "last", "best", "final", "last.*", "best.*", "final.*", "iter_*", "history.csv", "confusion.csv", "snapshots.safetensors",
     "scores.csv", "redundancy.json", "state.json", "drift.csv", "model.json",
     "model.safetensors", "optimizer.safetensors", "training_state.json",
 )  # fmt: skip
@@ -189,6 +189,10 @@ def check_out(
     if resume and force:
         raise AuditError("--resume and --force contradict each other: give one of them")
     if resume:
+        if resumable is not None:  # a kill between the two renames of a folder swap: repair it
+            from simpleconvnet.checkpoint import recover_folder
+
+            recover_folder(out / Path(resumable).parts[0])
         if resumable is not None and not (out / resumable).is_file():
             raise AuditError(nothing_to_resume or f"--resume: nothing to resume in {str(out)!r}")
         return out
