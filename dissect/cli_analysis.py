@@ -98,7 +98,7 @@ def write_dissection(model, layer: str, channel: int, image, out: Path, data=Non
 
     from dissect.atomic import atomic_save
     from dissect.contributions import contribution_table, inner_channels, layer_contributions
-    from dissect.figures import dissection_figure
+    from dissect.figures import dissection_figure, plt
     from dissect.specimen import specimen_of
 
     specimen = specimen_of(model)
@@ -116,6 +116,7 @@ def write_dissection(model, layer: str, channel: int, image, out: Path, data=Non
     stem = f"{layer}_channel{channel + 1}"
     atomic_save(out / f"{stem}.csv", lambda p: table.to_csv(p, index=False))
     atomic_save(out / f"{stem}.png", lambda p: fig.savefig(p, format="png", dpi=100))
+    plt.close(fig)
     return out / f"{stem}.csv"
 
 

@@ -56,7 +56,7 @@ def cmd_superstimuli(args: argparse.Namespace) -> int:
 
     from dissect.atomic import atomic_save, atomic_write_bytes
     from dissect.cli_model import load_subject
-    from dissect.figures import image_grid
+    from dissect.figures import image_grid, plt
     from dissect.superstimuli import class_superstimuli, layer_superstimuli
 
     model = load_subject(args, with_data=False).specimen
@@ -81,6 +81,7 @@ def cmd_superstimuli(args: argparse.Namespace) -> int:
     )
     fig = image_grid(shown.numpy(), titles, f"superstimuli of {name}")
     atomic_save(out / f"superstimuli_{name}.png", lambda p: fig.savefig(p, format="png", dpi=110))
+    plt.close(fig)
     buffer = io.BytesIO()
     np.savez(
         buffer,
