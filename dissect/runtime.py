@@ -7,6 +7,7 @@ import math
 import os
 import sys
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import torch
@@ -229,11 +230,9 @@ def non_negative_float(text: str) -> float:
     return _number(text, positive=False)
 
 
-def check_writable(folder: str | os.PathLike[str], option: str = "--out") -> None:
+def check_writable(folder: str | os.PathLike[str], option: str = "--out") -> Path:
     """``folder`` is, or can be made as, a folder this process may write into; nothing is
-    made (an :class:`AuditError` line says what is wrong)."""
-    from pathlib import Path
-
+    made (an :class:`AuditError` line says what is wrong). Returns it as a path."""
     out = Path(folder)
     if out.exists() and not out.is_dir():
         raise AuditError(
@@ -249,3 +248,4 @@ def check_writable(folder: str | os.PathLike[str], option: str = "--out") -> Non
         )
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise AuditError(f"{option} {str(out)!r}: {str(ancestor)!r} is not writable: choose another {option}")  # fmt: skip
+    return out

@@ -143,7 +143,7 @@ def run_config(args: argparse.Namespace):
 
 
 def check_run(args: argparse.Namespace) -> None:
-    from simpleconvnet.cli import check_writable
+    from dissect.runtime import check_writable
 
     run_config(args).validate()
     check_writable(args.runs_root, "--runs-root")
@@ -204,9 +204,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 def check_audit(args: argparse.Namespace) -> None:
     from dissect.cli_model import check_model_options
     from dissect.infra.datasets import check_data
-    from dissect.runtime import check_device
+    from dissect.runtime import check_device, check_writable
     from reports.config import check_name
-    from simpleconvnet.cli import check_writable
 
     check_name(args.name)
     check_model_options(args)

@@ -19,6 +19,7 @@ from dissect.infra.datasets import DATASETS
 from dissect.runtime import (
     CliParser,
     check_device,
+    check_writable,
     non_negative_int,
     positive_float,
     positive_int,
@@ -153,26 +154,6 @@ def _run_files(folder: Path) -> list[str]:
     except OSError as exc:
         raise AuditError(f"cannot read the --out folder {str(folder)!r} ({exc.strerror})") from None
     return [n for n in names if any(fnmatch.fnmatchcase(n, pat) for pat in RUN_FILES)]
-
-
-def check_writable(folder: str | Path, option: str = "--out") -> Path:
-    """``folder`` is, or can be made as, a folder this process may write into."""
-    out = Path(folder)
-    if out.exists() and not out.is_dir():
-        raise AuditError(
-            f"{option} {str(out)!r} is a file, not a folder: give a folder (it is made if needed)"
-        )
-    ancestor = out
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise AuditError(
-            f"{option} {str(out)!r}: {str(ancestor)!r} is a file, so no folder can be made "
-            f"there: choose another {option}"
-        )
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise AuditError(f"{option} {str(out)!r}: {str(ancestor)!r} is not writable: choose another {option}")  # fmt: skip
-    return out
 
 
 def check_out(
