@@ -87,13 +87,24 @@ def _driver_words(d: Driver) -> str:
     words = f"{_named(d)}, {100 * d.share:.0f} %"
     built = []
     if d.reinforced_by:
-        built.append(" and ".join(f"'{i.description}'" for i in d.reinforced_by) + " reinforced")
+        built.append(_inner_words(d.reinforced_by) + " reinforced")
     if d.negated_by:
-        built.append(" and ".join(f"'{i.description}'" for i in d.negated_by) + " negated")
+        built.append(_inner_words(d.negated_by) + " negated")
     if built:
         layer = (d.reinforced_by or d.negated_by)[0].layer
         words += f", built from {layer}'s " + ", ".join(built)
     return words
+
+
+def _inner_words(inner: tuple[Inner, ...]) -> str:
+    """``'a' and 'b'``; channels that share a description are named once, with their numbers."""
+    groups: dict[str, list[int]] = {}
+    for i in inner:
+        groups.setdefault(i.description, []).append(i.channel + 1)
+    return " and ".join(
+        f"'{text}'" if len(chans) == 1 else f"'{text}' (channels {' and '.join(map(str, chans))})"
+        for text, chans in groups.items()
+    )
 
 
 @torch.no_grad()

@@ -89,6 +89,13 @@ def test_paragraph_and_table_on_known_roles() -> None:
     assert "built from conv1's 'upper side of a horizontal line' reinforced, 'vertical line' negated" in text  # fmt: skip
     assert "held back by 'curve opening left' (conv2 channel 3) (-9 %)" in text
     assert "carry 80 % of its positive score (over 400 images)" in text
+    twice = Driver(
+        "conv2", 1, "x", True, 0.5, (up, Inner("conv1", 5, "upper side of a horizontal line", 0.1))
+    )
+    assert (
+        "'upper side of a horizontal line' (channels 1 and 6) reinforced"
+        in ClassReasoning(1, "1", (twice,), (), 1.0, 9).paragraph()
+    )
     table = reasoning_table([reason])
     assert list(table["role"]) == ["carries", "holds back"] and list(table["channel"]) == [6, 3]
     assert table["reinforced_by"].iloc[0] == "upper side of a horizontal line (+0.40)"
