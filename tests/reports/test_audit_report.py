@@ -77,3 +77,19 @@ def test_page_loads_in_a_browser_without_errors(audit_run: Path) -> None:
         sorted_ok = header.get_attribute("aria-sort") == "ascending"
         browser.close()
     assert errors == [] and broken == 0 and sorted_ok
+
+
+@pytest.mark.parametrize("name", ["SequentialNet", "lenet5"])
+def test_the_other_two_shapes_get_their_report(name: str, tmp_path: Path) -> None:
+    from dissect.foreign import import_model
+    from reports.cli import _main
+
+    torch.manual_seed(0)
+    torch.save(import_model(f"{NETS_FILE}:{name}").state_dict(), tmp_path / "net.pt")
+    data = make_mnist_folder(tmp_path / "data", n_train=20, n_test=40)
+    code = _main(["audit", "--model", f"{NETS_FILE}:{name}", "--weights", str(tmp_path / "net.pt"),
+                  "--dataset", "mnist", "--data-dir", str(data), "--name", name,
+                  "--runs-root", str(tmp_path / "runs"), "--superstimulus-steps", "2",
+                  "--device", "cpu", "--quiet"])  # fmt: skip
+    html = (tmp_path / "runs" / name / "report" / "index.html").read_text()
+    assert code == 0 and 'id="head"' in html and "Test accuracy" in html
