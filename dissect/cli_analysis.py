@@ -123,6 +123,7 @@ def write_dissection(model, layer: str, channel: int, image, out: Path, data=Non
 def cmd_layers(args: argparse.Namespace) -> int:
     from dissect.cli_model import load_subject
     from dissect.receptive import receptive_fields
+    from dissect.specimen import as_pair
 
     subject = load_subject(args, with_data=False)
     s = subject.specimen
@@ -138,16 +139,12 @@ def cmd_layers(args: argparse.Namespace) -> int:
         groups = int(getattr(conv, "groups", 1))
         params = sum(p.numel() for p in conv.parameters())
         shape = "x".join(map(str, s.output_shape(name)[1:]))
-        stride = "x".join(map(str, _pair(getattr(conv, "stride", 1))))
+        stride = "x".join(map(str, as_pair(getattr(conv, "stride", 1))))
         sees = f"{fields.loc[name, 'rf_height']}x{fields.loc[name, 'rf_width']}"
         print(f"{name:<16} {c_in * groups:>4} {c_out:>4} {f'{kh}x{kw}':>7} {stride:>7} {shape:>10} {params:>9,} {sees:>7}  "
               f"{s.activations.get(name, 'nothing (no non-linearity found)')}")  # fmt: skip
     print(f"class scores: {s.logits_name} ({s.num_classes} classes: {', '.join(s.class_names)})")
     return 0
-
-
-def _pair(v) -> tuple[int, ...]:
-    return tuple(v) if isinstance(v, tuple | list) else (int(v), int(v))
 
 
 def _check_channel(specimen, layer: str, channel: int) -> None:
@@ -176,14 +173,13 @@ def cmd_contributions(args: argparse.Namespace) -> int:
 def cmd_labels(args: argparse.Namespace) -> int:
     from dissect.atomic import atomic_save
     from dissect.cli_model import load_subject
-    from dissect.gabor import GABOR_MIN_PIXELS, gabor_fit
+    from dissect.gabor import first_layer_fits
     from dissect.labels import describe_model
 
     specimen = load_subject(args, with_data=False).specimen
     table = describe_model(specimen)
     first = specimen.conv(specimen.conv_names[0]).weight.detach().cpu().numpy()
-    fits = [gabor_fit(w.sum(0)) for w in first]
-    evidence = first.shape[2] * first.shape[3] >= GABOR_MIN_PIXELS
+    fits, evidence = first_layer_fits(first)
     pad = [float("nan")] * (len(table) - len(fits))
     table["gabor_r2"] = [round(f.r2, 4) for f in fits] + pad
     table["gabor_orientation"] = [round(f.orientation, 1) for f in fits] + pad

@@ -13,7 +13,14 @@ from typing import Any
 import numpy as np
 from scipy.optimize import least_squares
 
-__all__ = ["gabor_kernel", "GaborFit", "gabor_fit", "NOISE_R2", "GABOR_MIN_PIXELS"]
+__all__ = [
+    "gabor_kernel",
+    "GaborFit",
+    "gabor_fit",
+    "first_layer_fits",
+    "NOISE_R2",
+    "GABOR_MIN_PIXELS",
+]
 
 NOISE_R2 = 0.6  # a first-layer filter whose best Gabor fit explains less than this is noise-like
 # A Gabor has 8 parameters: on a kernel of fewer pixels than this (3x3, 4x4) its R^2 is no
@@ -183,3 +190,11 @@ def gabor_fit(kernel: np.ndarray, starts: int = 4) -> GaborFit:
         amplitude=float(amp),
         r2=float(r2),
     )
+
+
+def first_layer_fits(weight: np.ndarray) -> tuple[list[GaborFit], bool]:
+    """Gabor fits of first-layer filters ``weight [C, C_in, kh, kw]`` (each summed over its input
+    channels), and whether they are evidence at all: a kernel of fewer than
+    :data:`GABOR_MIN_PIXELS` pixels cannot tell a Gabor from anything else."""
+    w = np.asarray(weight)
+    return [gabor_fit(k.sum(0)) for k in w], w.shape[2] * w.shape[3] >= GABOR_MIN_PIXELS

@@ -28,7 +28,7 @@ from torch import nn
 from dissect.errors import AuditError
 from dissect.tracing import ActivationWatch
 
-__all__ = ["InputSpec", "Specimen", "ConvLike", "specimen_of", "is_conv", "Acts"]
+__all__ = ["InputSpec", "Specimen", "ConvLike", "specimen_of", "is_conv", "as_pair", "Acts"]
 
 Acts = dict[str, torch.Tensor]
 
@@ -337,6 +337,13 @@ class Specimen:
             )
         changed = {key for key, (t, version) in seen.items() if t._version != version}
         return _Layout(order, name, int(out.shape[1]), dict(watch.kinds), shapes, changed)
+
+
+def as_pair(value: Any) -> tuple[int, int]:
+    """A conv attribute (``stride``, ``dilation``, ``padding``) as ``(rows, columns)``."""
+    if isinstance(value, tuple | list):
+        return (int(value[0]), int(value[1]))
+    return (int(value), int(value))
 
 
 def is_conv(module: nn.Module) -> bool:

@@ -21,7 +21,7 @@ from torch import nn
 
 from dissect.faithfulness import Check
 from dissect.probes import EDGE_SIDES, ORIENTATION_OF
-from dissect.specimen import ConvLike, Specimen, specimen_of
+from dissect.specimen import ConvLike, Specimen, as_pair, specimen_of
 
 __all__ = [
     "stroke_orientation",
@@ -86,17 +86,13 @@ def _patches(
     return torch.stack([padded[i, r : r + size, c : c + size] for i, (r, c) in enumerate(zip(rows.tolist(), cols.tolist(), strict=True))])  # fmt: skip
 
 
-def _pair(v: object) -> tuple[int, int]:
-    return (int(v[0]), int(v[1])) if isinstance(v, tuple | list) else (int(v), int(v))  # type: ignore[call-overload]
-
-
 def _centre_map(conv: ConvLike) -> tuple[tuple[int, int], tuple[int, int]]:
     """``((stride_r, stride_c), (offset_r, offset_c))``: output unit (r, c) of a first conv
     layer is centred on input pixel ``(r * stride + offset)``."""
     kh, kw = conv.weight.shape[-2:]
-    stride, dilation = _pair(getattr(conv, "stride", 1)), _pair(getattr(conv, "dilation", 1))
+    stride, dilation = as_pair(getattr(conv, "stride", 1)), as_pair(getattr(conv, "dilation", 1))
     padding = getattr(conv, "padding", 0)
-    pad = (0, 0) if padding == "same" else _pair(0 if padding == "valid" else padding)
+    pad = (0, 0) if padding == "same" else as_pair(0 if padding == "valid" else padding)
     if padding == "same":
         return stride, (0, 0)
     return stride, (dilation[0] * (kh - 1) // 2 - pad[0], dilation[1] * (kw - 1) // 2 - pad[1])

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
+from tempfile import TemporaryDirectory
 from typing import Any
 
 import numpy as np
@@ -16,8 +17,7 @@ import torch
 from dissect.ablation import ablation_table
 from dissect.atomic import atomic_write_text
 from dissect.audit import explain_prediction
-from dissect.contributions import contribution_table
-from dissect.gabor import GABOR_MIN_PIXELS, gabor_fit
+from dissect.gabor import first_layer_fits
 from dissect.head import class_drivers, score_contributions
 from dissect.infra.datasets import stratified_sample
 from dissect.labels import CONFIDENT, describe_model
@@ -84,8 +84,7 @@ def _overview(s: Specimen, images: torch.Tensor, labels: torch.Tensor) -> dict[s
 def _descriptions(s: Specimen) -> dict[str, Any]:
     table = describe_model(s)
     first = s.conv(s.conv_names[0]).weight.detach().cpu()
-    evidence = first.shape[2] * first.shape[3] >= GABOR_MIN_PIXELS
-    fits = [gabor_fit(w.sum(0).numpy()) for w in first]
+    fits, evidence = first_layer_fits(first.numpy())
     gabor = pd.DataFrame({"channel": range(1, len(fits) + 1), "R^2": [f.r2 for f in fits],
                           "orientation": [f.orientation for f in fits],
                           "noise-like": [bool(f.noise_like and evidence) for f in fits]})  # fmt: skip
@@ -160,15 +159,9 @@ def _dissection(
         - 1
     )
     data = images[stratified_sample(labels, 20, seed=0)]
-    table = contribution_table(s, layer, channel, images[:1], data=data)
-    from tempfile import TemporaryDirectory
-
-    with TemporaryDirectory() as tmp:
-        png = (
-            write_dissection(s, layer, channel, images[:1], Path(tmp))
-            .with_suffix(".png")
-            .read_bytes()
-        )
+    with TemporaryDirectory() as tmp:  # the figure and table the dissect command writes
+        written = write_dissection(s, layer, channel, images[:1], Path(tmp), data=data)
+        png, table = written.with_suffix(".png").read_bytes(), pd.read_csv(written)
     return {"title": f"{layer} channel {channel + 1} on test image 0", "src": data_uri(png),
             "table": frame_table(table.drop(columns=["w_sum", "w_abs_sum", "w_max", "w_min"]).head(12))}  # fmt: skip
 
