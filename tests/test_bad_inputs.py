@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_helpers import ROOT
+from tests.cli_helpers import ROOT, assert_help_documents_every_option
 
 BIN = Path(sys.executable).parent
 
@@ -143,18 +143,7 @@ def test_help_shows_every_option_with_its_default(command: str, capsys) -> None:
         main([sub, "--help"])
     assert info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
-    options = [a for a in parser._actions if a.option_strings and a.help is not argparse.SUPPRESS]
-    assert "--quiet" in {s for a in options for s in a.option_strings}, command
-    formatter = parser._get_formatter()
-    for action in options:
-        if isinstance(action, argparse._HelpAction):
-            continue
-        assert action.help, (command, action.option_strings)
-        shown = str(formatter._get_help_string(action)) % {"default": action.default}
-        assert "default" in shown or (action.required and "required" in shown), (command, shown)
-        assert action.option_strings[-1] in text
-    required = sum(a.required for a in options)
-    assert text.count("default") >= len(options) - 1 - required
+    assert_help_documents_every_option(parser, text, command)
 
 
 @pytest.mark.parametrize(
