@@ -2,6 +2,11 @@
 line (its time, ok or not), stopping at the first failure. Run by ``benchmarks/gpu_check.sh``,
 which prepares a machine that runs the suite from its source tree.
 
+Steps that do not depend on each other run side by side, in chains: each command is its own
+process, as a user runs it, and on a GPU machine a process spends most of a small step starting
+up (importing torch, opening CUDA). A chain's steps run in order; the first failure anywhere
+stops every chain, prints that step's output and exits 1.
+
     python benchmarks/gpu_check.py [--device cuda] [--work /tmp/gpu-check] [--skip-default]
 """
 
@@ -12,33 +17,119 @@ import importlib.util
 import json
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--epochs", "1", "--widths", "8,16", "--fc4", "32", "--prune-iterations", "1",
          "--prune-targets", "4,8", "--finetune-epochs", "1", "--superstimulus-steps", "16"]  # fmt: skip
+Step = tuple[str, list[str]]
+Chain = list  # of Step, or of a list of chains that then run side by side
 
 
-def emit(record: dict) -> None:
-    print(json.dumps(record), flush=True)
+class Runner:
+    """Runs chains of steps side by side; one JSON line per finished step."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout, self.lock, self.failed = timeout, threading.Lock(), threading.Event()
+        self.running: set[subprocess.Popen[str]] = set()
+
+    def emit(self, record: dict) -> None:
+        with self.lock:
+            print(json.dumps(record), flush=True)
+
+    def chain(self, items: Chain) -> None:
+        for item in items:
+            if self.failed.is_set():
+                return
+            if isinstance(item, tuple):
+                if not self.step(*item):
+                    return
+            else:
+                self.run(item)
+
+    def step(self, name: str, argv: list[str]) -> bool:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, *argv], cwd=ROOT, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+        with self.lock:
+            self.running.add(proc)
+        try:
+            out, _ = proc.communicate(timeout=self.timeout)
+            ok, tail = proc.returncode == 0, out[-1500:]
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            ok, tail = False, f"timed out after {self.timeout:.0f} s"
+        with self.lock:
+            self.running.discard(proc)
+        if self.failed.is_set() and not ok:
+            return False  # stopped because another chain failed: not this step's fault
+        record = {"step": name, "ok": ok, "seconds": round(time.perf_counter() - t0, 2)}
+        if not ok:
+            record["output_tail"] = tail
+            self.failed.set()
+            with self.lock:
+                for other in self.running:
+                    other.kill()
+        self.emit(record)
+        return ok
+
+    def run(self, chains: list[Chain]) -> bool:
+        with ThreadPoolExecutor(max_workers=len(chains)) as pool:
+            list(pool.map(self.chain, chains))
+        return not self.failed.is_set()
 
 
-def step(name: str, *argv: str, timeout: float = 600) -> None:
-    """Run ``python -m argv`` (or a ``-c`` snippet); one JSON line; exit 1 on failure."""
-    t0 = time.perf_counter()
-    try:
-        done = subprocess.run([sys.executable, *argv], cwd=ROOT, capture_output=True, text=True,
-                              timeout=timeout)  # fmt: skip
-        ok, tail = done.returncode == 0, (done.stdout + done.stderr)[-1500:]
-    except subprocess.TimeoutExpired:
-        ok, tail = False, f"timed out after {timeout:.0f} s"
-    record = {"step": name, "ok": ok, "seconds": round(time.perf_counter() - t0, 2)}
-    if not ok:
-        record["output_tail"] = tail
-    emit(record)
-    if not ok:
-        raise SystemExit(1)
+def chains(work: Path, dev: list[str], with_default: bool) -> list[Chain]:
+    runs, q = str(work / "runs"), "--quiet"
+    small = work / "runs" / "small"
+    scn, pruned, hand = str(work / "scn"), str(work / "pruned"), str(work / "hand")
+    ckpt, weights = f"{pruned}/final", work / "example.pt"
+    net = f"{ROOT / 'tests' / 'dissect' / 'foreign_nets.py'}:ExampleNet"
+    mine = ["--model", net, "--weights", str(weights), "--normalize", "0.1307,0.3081"]
+
+    def out(name: str) -> str:
+        return str(work / "dissect" / name)
+
+    # fmt: off
+    pipeline = [
+        ("reports run (small settings)", ["-m", "reports", "run", "--name", "small", "--runs-root", runs, *SMALL, *dev, q]),
+        ("reports build", ["-m", "reports", "build", str(small), q]),
+    ]
+    simpleconvnet = [
+        ("simpleconvnet train", ["-m", "simpleconvnet", "train", "--epochs", "1", "--widths", "8,16", "--out", scn, *dev, q]),
+        ("simpleconvnet eval", ["-m", "simpleconvnet", "eval", f"{scn}/last", "--out", f"{scn}/eval", *dev, q]),
+        ("simpleconvnet prune", ["-m", "simpleconvnet", "prune", f"{scn}/last", "--iterations", "1", "--targets", "4,8",
+                                 "--epochs", "1", "--final-epochs", "1", "--out", pruned, *dev, q]),
+        ("dissect layers", ["-m", "dissect", "layers", ckpt, *dev, q]),
+        ("dissect labels", ["-m", "dissect", "labels", ckpt, "--out", out("labels"), *dev, q]),
+        ("dissect contributions", ["-m", "dissect", "contributions", ckpt, "--layer", "conv2", "--channel", "1", "--out", out("contributions"), *dev, q]),
+        ("dissect audit", ["-m", "dissect", "audit", ckpt, "--image", "7", "--out", out("audit"), *dev, q]),
+    ]
+    dissect_more = [
+        ("dissect superstimuli", ["-m", "dissect", "superstimuli", ckpt, "--steps", "32", "--out", out("superstimuli"), *dev, q]),
+        ("dissect explain --check", ["-m", "dissect", "explain", ckpt, "--check", "--draws", "40", "--out", out("explain"), *dev, q]),
+        ("handnet build --from --compile", ["-m", "handnet", "build", "--from", ckpt, "--compile", "conv1", "--out", f"{hand}-compiled", *dev, q]),
+    ]
+    handnet = [
+        ("handnet build", ["-m", "handnet", "build", "--out", hand, *dev, q]),
+        ("handnet finetune", ["-m", "handnet", "finetune", hand, "--mode", "constrained", "--epochs", "1", "--out", f"{hand}-c", *dev, q]),
+    ]
+    foreign = [
+        ("a person's network: save weights", ["-c", f"import torch; from dissect.foreign import import_model; "
+         f"torch.manual_seed(0); torch.save(import_model({net!r}).state_dict(), {str(weights)!r})"]),
+        ("dissect audit --model", ["-m", "dissect", "audit", *mine, "--image", "3", "--out", out("mine"), *dev, q]),
+        ("reports audit --model", ["-m", "reports", "audit", *mine, "--name", "mine", "--runs-root", runs,
+                                   "--superstimulus-steps", "16", *dev, q]),
+    ]
+    # The dissect steps wait for the pruned checkpoint, then run in two chains side by side.
+    simpleconvnet_then: Chain = [*simpleconvnet[:3], [simpleconvnet[3:], dissect_more]]
+    default: Chain = [("reports run (default settings)", ["-m", "reports", "run", "--name", "default", "--runs-root", runs, *dev, q])]
+    # fmt: on
+    return [pipeline, simpleconvnet_then, handnet, foreign, *([default] if with_default else [])]
 
 
 def main() -> None:
@@ -48,46 +139,23 @@ def main() -> None:
         "--work", default="/tmp/gpu-check", help="scratch folder (default /tmp/gpu-check)"
     )
     p.add_argument("--skip-default", action="store_true", help="leave out the default reports run")
+    p.add_argument("--timeout", type=float, default=600, help="seconds per step (default 600)")
     args = p.parse_args()
-    work, dev = Path(args.work), ["--device", args.device]
     import torch
 
+    runner = Runner(args.timeout)
     cuda = torch.cuda.is_available()
-    emit({"step": "environment", "ok": args.device == "cpu" or cuda, "torch": torch.__version__,
-          "python": sys.version.split()[0], "cuda": cuda,
-          "gpu": torch.cuda.get_device_name(0) if cuda else None,
-          "pdf": "available" if importlib.util.find_spec("weasyprint") else "not available"})  # fmt: skip
+    runner.emit({"step": "environment", "ok": args.device == "cpu" or cuda, "torch": torch.__version__,
+                 "python": sys.version.split()[0], "cuda": cuda,
+                 "gpu": torch.cuda.get_device_name(0) if cuda else None,
+                 "pdf": "available" if importlib.util.find_spec("weasyprint") else "not available"})  # fmt: skip
     if args.device != "cpu" and not cuda:
         raise SystemExit(1)
-    runs, q = str(work / "runs"), "--quiet"
-    step("reports run (small settings)", "-m", "reports", "run", "--name", "small", "--runs-root", runs, *SMALL, *dev, q)  # fmt: skip
-    small = work / "runs" / "small"
-    step("reports build", "-m", "reports", "build", str(small), q)
-    scn, pruned = str(work / "scn"), str(work / "pruned")
-    step("simpleconvnet train", "-m", "simpleconvnet", "train", "--epochs", "1", "--out", scn, *dev, q)  # fmt: skip
-    step("simpleconvnet eval", "-m", "simpleconvnet", "eval", f"{scn}/last", "--out", f"{scn}/eval", *dev, q)  # fmt: skip
-    step("simpleconvnet prune", "-m", "simpleconvnet", "prune", f"{scn}/last", "--iterations", "1", "--targets", "8,16,16",
-         "--epochs", "1", "--final-epochs", "1", "--out", pruned, *dev, q)  # fmt: skip
-    hand = str(work / "hand")
-    step("handnet build", "-m", "handnet", "build", "--out", hand, *dev, q)
-    step("handnet finetune", "-m", "handnet", "finetune", hand, "--mode", "constrained", "--epochs", "1", "--out", f"{hand}-c", *dev, q)  # fmt: skip
-    ckpt, out = f"{pruned}/final", str(work / "dissect")
-    step("dissect layers", "-m", "dissect", "layers", ckpt, *dev, q)
-    step("dissect labels", "-m", "dissect", "labels", ckpt, "--out", out, *dev, q)
-    step("dissect contributions", "-m", "dissect", "contributions", ckpt, "--layer", "conv2", "--channel", "1", "--out", out, *dev, q)  # fmt: skip
-    step("dissect audit", "-m", "dissect", "audit", ckpt, "--image", "7", "--out", out, *dev, q)
-    step("dissect superstimuli", "-m", "dissect", "superstimuli", ckpt, "--steps", "32", "--out", out, *dev, q)  # fmt: skip
-    weights = work / "example.pt"
-    net = f"{ROOT / 'tests' / 'dissect' / 'foreign_nets.py'}:ExampleNet"
-    step("a person's network: save weights", "-c", f"import torch; from dissect.foreign import import_model; "
-         f"torch.manual_seed(0); torch.save(import_model({net!r}).state_dict(), {str(weights)!r})")  # fmt: skip
-    mine = ["--model", net, "--weights", str(weights), "--normalize", "0.1307,0.3081"]
-    step("dissect audit --model", "-m", "dissect", "audit", *mine, "--image", "3", "--out", out, *dev, q)  # fmt: skip
-    step("reports audit --model", "-m", "reports", "audit", *mine, "--name", "mine", "--runs-root", runs,
-         "--superstimulus-steps", "16", *dev, q)  # fmt: skip
-    if not args.skip_default:
-        step("reports run (default settings)", "-m", "reports", "run", "--name", "default", "--runs-root", runs, *dev, q)  # fmt: skip
-    emit({"step": "all", "ok": True})
+    Path(args.work).mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    if not runner.run(chains(Path(args.work), ["--device", args.device], not args.skip_default)):
+        raise SystemExit(1)
+    runner.emit({"step": "all", "ok": True, "seconds": round(time.perf_counter() - t0, 2)})
 
 
 if __name__ == "__main__":
