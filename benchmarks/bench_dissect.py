@@ -13,10 +13,10 @@ import torch
 
 from benchmarks.common import emit
 from dissect.ablation import ablation_table
-from dissect.checkpoints import load_checkpoint, load_checkpoint_data
 from dissect.contributions import contribution_table, layer_contributions
 from dissect.gabor import gabor_fit
 from dissect.head import class_drivers, head_contributions
+from dissect.infra.checkpoints import load_checkpoint, load_checkpoint_data
 from dissect.labels import describe_model
 
 

@@ -29,9 +29,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import emit, run_cli  # noqa: E402
-from dissect.checkpoints import load_checkpoint, load_checkpoint_data  # noqa: E402
 from dissect.explain import explain_classes  # noqa: E402
 from dissect.faithfulness import driver_check  # noqa: E402
+from dissect.infra.checkpoints import load_checkpoint, load_checkpoint_data  # noqa: E402
 from dissect.labels import describe_model  # noqa: E402
 from dissect.strokes import check_first_layer  # noqa: E402
 from handnet.compile import compile_explanation  # noqa: E402

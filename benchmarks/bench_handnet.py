@@ -122,7 +122,7 @@ def main() -> None:
                     }
                     figures["descriptions_constrained"] = result.model.descriptions()
         if args.reference:
-            from dissect.checkpoints import load_checkpoint
+            from dissect.infra.checkpoints import load_checkpoint
 
             ref, _ = load_checkpoint(args.reference.format(seed=seed))
             acc, counts["reference"] = evaluate(ref, *test).accuracy, trainable_parameters(ref)

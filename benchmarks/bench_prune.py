@@ -56,7 +56,7 @@ def prune_once(ckpt: Path, out: Path, seed: int, random: bool) -> dict:
 
 
 def _conv_params(ckpt: Path) -> int:
-    from dissect.checkpoints import load_checkpoint
+    from dissect.infra.checkpoints import load_checkpoint
     from simpleconvnet.surgery import conv_parameter_count
 
     return conv_parameter_count(load_checkpoint(ckpt)[0])

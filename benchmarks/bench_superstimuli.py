@@ -14,7 +14,7 @@ import torch
 
 from benchmarks.common import emit
 from dissect.activations import layer_activation
-from dissect.checkpoints import load_checkpoint, load_checkpoint_data
+from dissect.infra.checkpoints import load_checkpoint, load_checkpoint_data
 from dissect.superstimuli import class_superstimuli, layer_superstimuli
 
 

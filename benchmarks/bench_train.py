@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from benchmarks.common import emit, mean_spread, run_cli
 from dissect.infra.datasets import load_split
-from dissect.runtime import resolve_device
+from dissect.infra.runtime import resolve_device
 from simpleconvnet.model import SimpleConvNet, init_weights
 from simpleconvnet.train import TrainConfig, fit
 

@@ -7,12 +7,12 @@ below takes it (or a plain ``nn.Module``) and pixel images in [0, 1]."""
 
 from dissect.ablation import ablation_table, agreement
 from dissect.activations import activation_maps, activation_stats, layer_activation
-from dissect.checkpoints import load_checkpoint, save_model
 from dissect.contributions import contribution_table, contributions
-from dissect.errors import AuditError
 from dissect.explain import explain_classes
 from dissect.gabor import gabor_fit, gabor_kernel
 from dissect.head import ScoreSplit, class_drivers, head_contributions, score_contributions
+from dissect.infra.checkpoints import load_checkpoint, save_model
+from dissect.infra.errors import AuditError
 from dissect.labels import describe_layer, describe_model
 from dissect.mistakes import confident_mistakes, confusion_examples
 from dissect.probes import make_probes

@@ -6,7 +6,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from dissect import distributed as dist
+from dissect.infra import distributed as dist
 from dissect.specimen import Specimen, specimen_of
 
 __all__ = ["ablate_accuracy", "ablation_table", "agreement"]

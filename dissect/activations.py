@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dissect import distributed as dist
+from dissect.infra import distributed as dist
 from dissect.specimen import Specimen, specimen_of
 
 __all__ = [

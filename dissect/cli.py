@@ -18,8 +18,8 @@ import io
 import tempfile
 
 from dissect import cli_analysis, cli_explain, cli_superstimuli
-from dissect import distributed as dist
-from dissect.runtime import CliParser, resolve_device, run_cli
+from dissect.infra import distributed as dist
+from dissect.infra.runtime import CliParser, resolve_device, run_cli
 
 __all__ = ["main", "build_parser"]
 

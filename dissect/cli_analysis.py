@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from dissect.cli_model import add_model_options
-from dissect.runtime import positive_int, whole_number
+from dissect.infra.runtime import positive_int, whole_number
 
 __all__ = ["register", "write_dissection", "image_spec", "check_image"]
 
@@ -96,9 +96,9 @@ def write_dissection(model, layer: str, channel: int, image, out: Path, data=Non
     """Contribution table (CSV) and dissection figure (PNG) of 0-based ``channel``; returns the CSV path."""
     import torch
 
-    from dissect.atomic import atomic_save
     from dissect.contributions import contribution_table, inner_channels, layer_contributions
     from dissect.figures import dissection_figure, plt
+    from dissect.infra.atomic import atomic_save
     from dissect.specimen import specimen_of
 
     specimen = specimen_of(model)
@@ -148,7 +148,7 @@ def cmd_layers(args: argparse.Namespace) -> int:
 
 
 def _check_channel(specimen, layer: str, channel: int) -> None:
-    from dissect.errors import AuditError
+    from dissect.infra.errors import AuditError
 
     width = int(specimen.conv(layer).weight.shape[0])
     if not 1 <= channel <= width:
@@ -171,9 +171,9 @@ def cmd_contributions(args: argparse.Namespace) -> int:
 
 
 def cmd_labels(args: argparse.Namespace) -> int:
-    from dissect.atomic import atomic_save
     from dissect.cli_model import load_subject
     from dissect.gabor import first_layer_fits
+    from dissect.infra.atomic import atomic_save
     from dissect.labels import describe_model
 
     specimen = load_subject(args, with_data=False).specimen

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from dissect.cli_model import add_model_options
-from dissect.runtime import non_negative_int, positive_int, whole_number
+from dissect.infra.runtime import non_negative_int, positive_int, whole_number
 
 __all__ = ["register"]
 
@@ -43,10 +43,10 @@ def check_explain(args: argparse.Namespace) -> None:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from dissect.atomic import atomic_save, atomic_write_text
     from dissect.cli_model import load_subject
-    from dissect.errors import AuditError
     from dissect.explain import explain_classes, reasoning_table
+    from dissect.infra.atomic import atomic_save, atomic_write_text
+    from dissect.infra.errors import AuditError
 
     subject = load_subject(args, split=args.split)
     if args.layer is not None:
@@ -69,9 +69,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace, specimen, reasons, out: Path) -> None:
-    from dissect.atomic import atomic_save
     from dissect.cli_model import load_subject
     from dissect.faithfulness import check_reasoning, checks_table, scorecard
+    from dissect.infra.atomic import atomic_save
 
     other = "test" if args.split == "train" else "train"
     held_out = load_subject(args, split=other)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from dissect.errors import AuditError
+from dissect.infra.errors import AuditError
 from dissect.subject import Subject
 
 __all__ = ["add_model_options", "check_model_options", "check_inputs", "load_subject"]
@@ -102,9 +102,9 @@ def check_inputs(args: argparse.Namespace, data: bool = False) -> None:
     """Every option a ``dissect`` command shares that can be checked without loading the
     network: the model options, the device, a checkpoint's metadata, ``--out``, and with
     ``data`` the data set's files (cheaply: their headers). Nothing is loaded or written."""
-    from dissect.checkpoints import read_metadata
+    from dissect.infra.checkpoints import read_metadata
     from dissect.infra.datasets import check_data
-    from dissect.runtime import check_device, check_writable
+    from dissect.infra.runtime import check_device, check_writable
 
     check_model_options(args)
     check_device(args.device)
@@ -129,10 +129,10 @@ def load_subject(args: argparse.Namespace, with_data: bool = True, split: str = 
     :func:`add_model_options`)."""
     import torch
 
-    from dissect.checkpoints import load_checkpoint, load_checkpoint_data
     from dissect.foreign import parse_model_args
+    from dissect.infra.checkpoints import load_checkpoint, load_checkpoint_data
     from dissect.infra.datasets import CLASS_NAMES, load_split
-    from dissect.runtime import resolve_device
+    from dissect.infra.runtime import resolve_device
     from dissect.specimen import InputSpec, Specimen
     from dissect.subject import fit_images, open_model, parse_normalize, parse_shape
 

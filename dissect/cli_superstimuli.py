@@ -9,7 +9,7 @@ import io
 from pathlib import Path
 
 from dissect.cli_model import add_model_options
-from dissect.runtime import positive_int, whole_number
+from dissect.infra.runtime import positive_int, whole_number
 
 __all__ = ["register", "seed_number"]
 
@@ -54,9 +54,9 @@ def check_superstimuli(args: argparse.Namespace) -> None:
 def cmd_superstimuli(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from dissect.atomic import atomic_save, atomic_write_bytes
     from dissect.cli_model import load_subject
     from dissect.figures import image_grid, plt
+    from dissect.infra.atomic import atomic_save, atomic_write_bytes
     from dissect.superstimuli import class_superstimuli, layer_superstimuli
 
     model = load_subject(args, with_data=False).specimen

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dissect import distributed as dist
+from dissect.infra import distributed as dist
 from dissect.specimen import ConvLike, Specimen, specimen_of
 
 __all__ = [

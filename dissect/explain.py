@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from dissect.contributions import dataset_shares, inner_channels
-from dissect.errors import AuditError
 from dissect.head import class_drivers
+from dissect.infra.errors import AuditError
 from dissect.labels import describe_model
 from dissect.specimen import Specimen, specimen_of
 

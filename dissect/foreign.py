@@ -30,7 +30,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from dissect.errors import AuditError
+from dissect.infra.errors import AuditError
 
 __all__ = ["import_model", "read_state_dict", "load_weights", "load_model", "parse_model_args"]
 

@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from dissect import distributed as dist
+from dissect.infra import distributed as dist
 from dissect.specimen import Specimen, specimen_of
 from dissect.tracing import FrozenPath
 

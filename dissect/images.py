@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dissect.errors import AuditError
+from dissect.infra.errors import AuditError
 
 __all__ = ["load_png", "select_image"]
 

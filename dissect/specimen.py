@@ -25,7 +25,7 @@ from typing import Any, Protocol, cast
 import torch
 from torch import nn
 
-from dissect.errors import AuditError
+from dissect.infra.errors import AuditError
 from dissect.tracing import ActivationWatch
 
 __all__ = ["InputSpec", "Specimen", "ConvLike", "specimen_of", "is_conv", "as_pair", "Acts"]

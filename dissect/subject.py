@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dissect.errors import AuditError
 from dissect.foreign import load_model
+from dissect.infra.errors import AuditError
 from dissect.specimen import InputSpec, Specimen
 
 __all__ = ["open_model", "Subject", "fit_images", "parse_shape", "parse_normalize"]

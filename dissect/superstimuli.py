@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from dissect.errors import AuditError
+from dissect.infra.errors import AuditError
 from dissect.objectives import Objective, channels_batch, classes_batch, l2, total_variation
 from dissect.param import PARAMETRISATIONS, Param, encode
 from dissect.specimen import Specimen, specimen_of

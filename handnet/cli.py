@@ -6,9 +6,15 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from dissect import distributed as dist
-from dissect.errors import AuditError
-from dissect.runtime import CliParser, check_device, non_negative_float, positive_float, run_cli
+from dissect.infra import distributed as dist
+from dissect.infra.errors import AuditError
+from dissect.infra.runtime import (
+    CliParser,
+    check_device,
+    non_negative_float,
+    positive_float,
+    run_cli,
+)
 from handnet.finetune import MODES
 from simpleconvnet.cli import (
     add_common_options,
@@ -154,7 +160,7 @@ def build_handnet(
 
 def cmd_compile(args: argparse.Namespace) -> int:
     """``handnet build --from CKPT``: the network the checkpoint's explanation describes."""
-    from dissect.checkpoints import load_checkpoint_data, save_model
+    from dissect.infra.checkpoints import load_checkpoint_data, save_model
     from handnet.compile import compile_explanation
     from simpleconvnet.checkpoint import load_model
     from simpleconvnet.model import SimpleConvNet
@@ -182,7 +188,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from dissect.checkpoints import save_model
+    from dissect.infra.checkpoints import save_model
     from dissect.infra.datasets import load_split
     from handnet.finetune import trainable_parameters
     from simpleconvnet.train import evaluate
@@ -217,8 +223,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from dissect.atomic import atomic_save
-    from dissect.checkpoints import load_checkpoint, load_checkpoint_data
+    from dissect.infra.atomic import atomic_save
+    from dissect.infra.checkpoints import load_checkpoint, load_checkpoint_data
     from handnet.finetune import filter_drift, finetune
     from handnet.model import HandNet
     from simpleconvnet.train import TrainConfig

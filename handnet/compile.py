@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from dissect.contributions import contribution_table
-from dissect.errors import AuditError
+from dissect.infra.errors import AuditError
 from dissect.labels import describe_model
 from dissect.probes import EDGE_SIDES, LINE_NAMES
 from handnet.filters import GaborSpec, edge_detector_spec, line_detector_spec, spec_kernel

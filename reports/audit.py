@@ -15,15 +15,15 @@ import pandas as pd
 import torch
 
 from dissect.ablation import ablation_table
-from dissect.atomic import atomic_write_text
 from dissect.audit import explain_prediction
 from dissect.gabor import first_layer_fits
 from dissect.head import class_drivers, score_contributions
+from dissect.infra.atomic import atomic_write_text
 from dissect.infra.datasets import stratified_sample
+from dissect.infra.runtime import progress
 from dissect.labels import CONFIDENT, describe_model
 from dissect.mistakes import confident_mistakes, predictions
 from dissect.receptive import receptive_fields
-from dissect.runtime import progress
 from dissect.specimen import Specimen
 from dissect.subject import Subject
 from dissect.superstimuli import class_superstimuli, layer_superstimuli

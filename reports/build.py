@@ -6,8 +6,8 @@ import sys
 import time
 from pathlib import Path
 
-from dissect.atomic import atomic_write_text
-from dissect.errors import AuditError
+from dissect.infra.atomic import atomic_write_text
+from dissect.infra.errors import AuditError
 from reports import content
 from reports.html import render_html
 from reports.pdf import write_pdf

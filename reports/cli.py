@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dissect.errors import AuditError
-from dissect.runtime import CliParser, run_cli
+from dissect.infra.errors import AuditError
+from dissect.infra.runtime import CliParser, run_cli
 
 __all__ = ["main", "build_parser"]
 
@@ -143,7 +143,7 @@ def run_config(args: argparse.Namespace):
 
 
 def check_run(args: argparse.Namespace) -> None:
-    from dissect.runtime import check_writable
+    from dissect.infra.runtime import check_writable
 
     run_config(args).validate()
     check_writable(args.runs_root, "--runs-root")
@@ -159,7 +159,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     outcomes = run_pipeline(build_stages(), config, force=args.force, quiet=args.quiet)
     reused = sum(o.status == "reused" for o in outcomes)
-    from dissect import distributed as dist
+    from dissect.infra import distributed as dist
 
     if not dist.is_main():
         return 0
@@ -204,7 +204,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 def check_audit(args: argparse.Namespace) -> None:
     from dissect.cli_model import check_model_options
     from dissect.infra.datasets import check_data
-    from dissect.runtime import check_device, check_writable
+    from dissect.infra.runtime import check_device, check_writable
     from reports.config import check_name
 
     check_name(args.name)
@@ -212,7 +212,7 @@ def check_audit(args: argparse.Namespace) -> None:
     check_device(args.device)
     check_writable(Path(args.runs_root) / args.name / "report", "--runs-root")
     if args.ckpt:
-        from dissect.checkpoints import read_metadata
+        from dissect.infra.checkpoints import read_metadata
 
         data = read_metadata(args.ckpt).get("data") or {}
         name = args.dataset or data.get("name") or "mnist-5k"

@@ -16,7 +16,7 @@ PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}")
 
 def check_name(name: object, option: str = "--name") -> str:
     """``name`` if it is a plain folder name (see :data:`PLAIN_NAME`), else one clear line."""
-    from dissect.errors import AuditError
+    from dissect.infra.errors import AuditError
 
     if not isinstance(name, str) or not PLAIN_NAME.fullmatch(name):
         raise AuditError(
@@ -61,9 +61,9 @@ class RunConfig:
         numbers, widths, pruning targets against the widths, criteria against the pruning
         module's, the data set's files and the device. Raises :class:`AuditError` with one line
         naming the option and what to give instead; returns ``self``."""
-        from dissect.errors import AuditError
         from dissect.infra.datasets import DATASETS, check_data
-        from dissect.runtime import check_device
+        from dissect.infra.errors import AuditError
+        from dissect.infra.runtime import check_device
 
         check_name(self.name)
         for option, value, least in (
@@ -110,7 +110,7 @@ class RunConfig:
         return self
 
     def _validate_criteria(self) -> None:
-        from dissect.errors import AuditError
+        from dissect.infra.errors import AuditError
 
         try:
             from simpleconvnet.criteria import CRITERIA

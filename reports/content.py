@@ -67,7 +67,7 @@ class RunView:
     def test_images(self) -> np.ndarray:
         """Test images ``[N, 28, 28]`` in [0, 1], as the trained net saw them."""
         if self._images is None:
-            from dissect.checkpoints import load_checkpoint_data, read_metadata
+            from dissect.infra.checkpoints import load_checkpoint_data, read_metadata
 
             meta = read_metadata(self.run_dir / self.summary("train")["checkpoint"])
             images, _ = load_checkpoint_data(meta, "test")
@@ -169,7 +169,7 @@ def first_layer_maps(model: Any, images: np.ndarray) -> np.ndarray:
 
 def first_layer(view: RunView, samples: tuple[int, ...] = (0,)) -> list[dict[str, Any]]:
     """conv1 filters of each network, and the maps they make of a few real test digits."""
-    from dissect.checkpoints import load_checkpoint
+    from dissect.infra.checkpoints import load_checkpoint
     from dissect.specimen import specimen_of
 
     out = []

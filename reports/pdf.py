@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from dissect.atomic import atomic_path
+from dissect.infra.atomic import atomic_path
 
 __all__ = ["write_pdf", "pdf_available", "NOT_AVAILABLE"]
 

@@ -22,10 +22,10 @@ from typing import Any
 
 import torch
 
-from dissect import distributed as dist
-from dissect.atomic import atomic_write_text
-from dissect.errors import AuditError
-from dissect.runtime import resolve_device
+from dissect.infra import distributed as dist
+from dissect.infra.atomic import atomic_write_text
+from dissect.infra.errors import AuditError
+from dissect.infra.runtime import resolve_device
 from reports.config import RunConfig
 
 __all__ = [
@@ -178,7 +178,7 @@ def run_pipeline(
     stages: list[Stage], config: RunConfig, *, force: bool = False, quiet: bool = False
 ) -> list[StageOutcome]:
     """Run ``stages`` in order, reusing each one whose inputs did not change."""
-    from dissect.runtime import progress
+    from dissect.infra.runtime import progress
 
     run_dir = config.run_dir
     device = dist.init_from_env(resolve_device(config.device))

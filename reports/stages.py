@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import torch
 
-from dissect.atomic import atomic_save, atomic_write_bytes, atomic_write_text
+from dissect.infra.atomic import atomic_save, atomic_write_bytes, atomic_write_text
 from reports.config import RunConfig
 from reports.pipeline import Stage, StageContext
 
@@ -160,7 +160,7 @@ def run_prune(ctx: StageContext) -> dict[str, Any]:
 def run_handnet_build(ctx: StageContext) -> dict[str, Any]:
     """HandNet of the pruned net's widths (conv3 only when pruning kept it; at most the default
     bank's 8 filters and 16 rules): analytic conv layers, closed-form readout."""
-    from dissect.checkpoints import save_model
+    from dissect.infra.checkpoints import save_model
     from handnet import HandNet, default_config, fit_head
 
     c = ctx.config
@@ -218,7 +218,7 @@ def _plain(fit: object) -> dict[str, Any]:
 
 # -- every network: the measurements the report shows -----------------------------------------
 def run_measure(ctx: StageContext, net: Network) -> dict[str, Any]:
-    from dissect.checkpoints import load_checkpoint_data
+    from dissect.infra.checkpoints import load_checkpoint_data
     from reports.measures import conv_macs, parameter_count, predictions
 
     model, meta = load_network(ctx, net)
@@ -260,8 +260,8 @@ def line_probes() -> tuple[torch.Tensor, list[str]]:
 def run_dissect(ctx: StageContext, net: Network) -> dict[str, Any]:
     """Channel descriptions (probes), conv1 Gabor fits and conv1 maps of the line probes."""
     from dissect.activations import activation_maps
-    from dissect.checkpoints import load_checkpoint
     from dissect.gabor import gabor_fit
+    from dissect.infra.checkpoints import load_checkpoint
     from dissect.labels import describe_model
     from dissect.probes import ORIENTATION_OF
     from dissect.specimen import specimen_of
@@ -303,7 +303,7 @@ def write_audits(ctx: StageContext, model: Any, meta: dict[str, Any]) -> None:
     """The ``dissect audit`` explanation of a few test digits: the first ones and the most
     confident mistakes (half each), with their images, as ``audit.json``."""
     from dissect.audit import explain_prediction
-    from dissect.checkpoints import load_checkpoint_data
+    from dissect.infra.checkpoints import load_checkpoint_data
     from dissect.mistakes import confident_mistakes
     from reports.figures import digit_png
 
@@ -376,8 +376,8 @@ def run_explain(ctx: StageContext, net: Network, sample: int = 0) -> dict[str, A
     """Dissection figure + contribution table of every outer channel after conv1, the channels
     driving each class, and ablations checked against the tables' roles."""
     from dissect.ablation import ablation_table, agreement
-    from dissect.checkpoints import load_checkpoint_data
     from dissect.head import class_drivers
+    from dissect.infra.checkpoints import load_checkpoint_data
     from dissect.infra.datasets import stratified_sample
 
     model, meta = load_network(ctx, net)
@@ -428,8 +428,8 @@ def write_reasoning(
 ) -> None:
     """Each class's reasoning in words, derived on the training digits (the test split checks
     it): ``reasoning.txt`` (a paragraph per class) and ``reasoning.csv``."""
-    from dissect.checkpoints import load_checkpoint_data
     from dissect.explain import explain_classes, reasoning_table
+    from dissect.infra.checkpoints import load_checkpoint_data
 
     images, labels = load_checkpoint_data(meta, "train")
     reasons = explain_classes(model, images, labels, descriptions=descriptions)

@@ -1,4 +1,4 @@
-"""Checkpoints of the suite: ``model.safetensors`` + ``model.json`` (see :mod:`dissect.checkpoints`),
+"""Checkpoints of the suite: ``model.safetensors`` + ``model.json`` (see :mod:`dissect.infra.checkpoints`),
 plus, for training runs, the optimiser state needed to resume (``optimizer.safetensors`` +
 ``training_state.json``). Nothing is ever unpickled.
 
@@ -28,9 +28,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from dissect.atomic import atomic_path, atomic_write_text
-from dissect.checkpoints import load_checkpoint, read_metadata, save_model
-from dissect.errors import AuditError
+from dissect.infra.atomic import atomic_path, atomic_write_text
+from dissect.infra.checkpoints import load_checkpoint, read_metadata, save_model
+from dissect.infra.errors import AuditError
 
 __all__ = [
     "load_checkpoint",

@@ -13,10 +13,10 @@ import os
 import shutil
 from pathlib import Path
 
-from dissect import distributed as dist
-from dissect.errors import AuditError
+from dissect.infra import distributed as dist
 from dissect.infra.datasets import DATASETS
-from dissect.runtime import (
+from dissect.infra.errors import AuditError
+from dissect.infra.runtime import (
     CliParser,
     check_device,
     check_writable,
@@ -210,7 +210,7 @@ def check_data_options(args: argparse.Namespace) -> None:
 
 def check_checkpoint(path: str, option: str = "CKPT"):
     """Load a checkpoint on the CPU (a cheap, complete check); returns ``(model, meta)``."""
-    from dissect.checkpoints import load_checkpoint
+    from dissect.infra.checkpoints import load_checkpoint
 
     if not path:
         raise AuditError(f"{option}: give a checkpoint folder")
@@ -292,8 +292,8 @@ def check_eval(args: argparse.Namespace) -> None:
 def cmd_eval(args: argparse.Namespace) -> int:
     import json
 
-    from dissect.atomic import atomic_save, atomic_write_text
-    from dissect.checkpoints import load_checkpoint, load_checkpoint_data
+    from dissect.infra.atomic import atomic_save, atomic_write_text
+    from dissect.infra.checkpoints import load_checkpoint, load_checkpoint_data
     from simpleconvnet.train import evaluate
 
     device = setup_runtime(args)

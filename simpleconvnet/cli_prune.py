@@ -13,7 +13,7 @@ def parse_weights(text: str) -> dict[str, float]:
     """``variation=1,structure=1,superstimulus=0.5,selectivity=1`` -> dict (missing: 0).
 
     Names must be known criteria, weights finite and 0 or more, and at least one above 0."""
-    from dissect.errors import AuditError
+    from dissect.infra.errors import AuditError
     from simpleconvnet.criteria import CRITERIA
 
     known = ", ".join(CRITERIA)
@@ -40,7 +40,7 @@ def parse_weights(text: str) -> dict[str, float]:
 def parse_targets(text: str, widths: tuple[int, ...], option: str = "--targets") -> tuple[int, ...]:
     """Target widths for the first ``len(targets)`` conv layers of a net of ``widths``: 1 to
     ``len(widths)`` whole numbers, each from 1 to the layer's width."""
-    from dissect.errors import AuditError
+    from dissect.infra.errors import AuditError
 
     shown = ",".join(map(str, widths))
     allowed = (
@@ -68,7 +68,7 @@ def parse_targets(text: str, widths: tuple[int, ...], option: str = "--targets")
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``prune`` subcommand."""
-    from dissect.runtime import non_negative_float
+    from dissect.infra.runtime import non_negative_float
     from simpleconvnet.cli import add_common_options, add_out_options, positive_int, seed_number
 
     p = sub.add_parser(
@@ -111,8 +111,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def check_prune(args: argparse.Namespace) -> tuple[int, ...]:
     """Every option and the checkpoint, before any work; returns the target widths."""
-    from dissect.errors import AuditError
-    from dissect.runtime import check_device
+    from dissect.infra.errors import AuditError
+    from dissect.infra.runtime import check_device
     from simpleconvnet.cli import check_checkpoint, check_checkpoint_data, check_out
     from simpleconvnet.model import SimpleConvNet
 
@@ -135,8 +135,8 @@ def check_prune(args: argparse.Namespace) -> tuple[int, ...]:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    from dissect import distributed as dist
-    from dissect.checkpoints import load_checkpoint, load_checkpoint_data
+    from dissect.infra import distributed as dist
+    from dissect.infra.checkpoints import load_checkpoint, load_checkpoint_data
     from simpleconvnet.cli import clear_run, setup_runtime
     from simpleconvnet.model import SimpleConvNet
     from simpleconvnet.prune import PruneConfig, choose_at_random, choose_by_score, prune

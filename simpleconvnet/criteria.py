@@ -11,8 +11,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from dissect import distributed as dist
 from dissect.activations import layer_activation
+from dissect.infra import distributed as dist
 from dissect.specimen import specimen_of
 
 __all__ = [

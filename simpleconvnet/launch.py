@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from dissect.distributed import launched_by_torchrun
+from dissect.infra.distributed import launched_by_torchrun
 
 __all__ = ["maybe_relaunch", "dispatch"]
 
@@ -38,7 +38,7 @@ def dispatch(module: str, build_parser, argv: list[str] | None) -> int:
     subcommand's ``check(args)``, before any work and before handing over to torchrun), hand
     over to torchrun when ``--nproc N`` asks for it, else run the chosen subcommand and leave
     the process group."""
-    from dissect import distributed as dist
+    from dissect.infra import distributed as dist
 
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)

@@ -20,11 +20,11 @@ from typing import Any
 import pandas as pd
 import torch
 
-from dissect import distributed as dist
-from dissect.atomic import atomic_save, atomic_write_text
-from dissect.checkpoints import save_model
-from dissect.errors import AuditError
-from dissect.runtime import progress
+from dissect.infra import distributed as dist
+from dissect.infra.atomic import atomic_save, atomic_write_text
+from dissect.infra.checkpoints import save_model
+from dissect.infra.errors import AuditError
+from dissect.infra.runtime import progress
 from simpleconvnet.checkpoint import atomic_folder, load_model, recover_folder
 from simpleconvnet.criteria import CRITERIA, combine
 from simpleconvnet.model import SimpleConvNet

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from dissect import distributed as dist
+from dissect.infra import distributed as dist
 from simpleconvnet.criteria import layer_activation
 from simpleconvnet.model import SimpleConvNet
 

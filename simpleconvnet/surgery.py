@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import torch
 
-from dissect.errors import AuditError
+from dissect.infra.errors import AuditError
 from simpleconvnet.model import SimpleConvNet, SimpleConvNetConfig, feature_size, init_weights
 
 __all__ = ["remove_channels", "zero_channels", "drop_last_conv", "conv_parameter_count"]

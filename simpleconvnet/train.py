@@ -22,10 +22,10 @@ from safetensors.torch import save_file
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from dissect import distributed as dist
-from dissect.atomic import atomic_path, atomic_save
-from dissect.errors import AuditError
-from dissect.runtime import progress
+from dissect.infra import distributed as dist
+from dissect.infra.atomic import atomic_path, atomic_save
+from dissect.infra.errors import AuditError
+from dissect.infra.runtime import progress
 from simpleconvnet.checkpoint import (
     atomic_folder,
     load_training_state,
@@ -385,7 +385,7 @@ def _signature(model: nn.Module) -> tuple[str, dict[str, tuple[int, ...]]]:
 
 
 def _restore(model, optimizer, out: Path, config: TrainConfig, device):
-    from dissect.checkpoints import load_checkpoint
+    from dissect.infra.checkpoints import load_checkpoint
 
     saved, meta = load_checkpoint(out / "last", map_location=device)
     if _signature(saved) != _signature(model):

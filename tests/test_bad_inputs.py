@@ -45,7 +45,7 @@ def one_line(err: str) -> str:
 
 def run_in_process(main: Callable, argv: list[str], capsys) -> tuple[int, str, str]:
     """``run_cli(main, argv)`` as the console script runs it: exit code, stdout, stderr."""
-    from dissect.runtime import run_cli
+    from dissect.infra.runtime import run_cli
 
     capsys.readouterr()
     code = run_cli(main, argv)
@@ -166,7 +166,7 @@ def test_parse_errors_are_one_line(main_of: str, argv: list[str], needle: str, c
 
 # -- the real console scripts, all at once (each starts a Python with torch: about 4 s) ---------
 def test_bad_inputs_as_console_scripts(tmp_path) -> None:
-    from dissect.checkpoints import save_model
+    from dissect.infra.checkpoints import save_model
     from simpleconvnet.model import SimpleConvNet, SimpleConvNetConfig
     from tests.conftest import make_mnist_folder
 

@@ -13,7 +13,7 @@ It is the same on every machine because it depends on nothing but that seed.
 is found in Debian's ``dataset-fashion-mnist`` install and unpacked once into a cache.
 
 A checkpoint names its data set by ``data.name`` (one of :data:`DATASETS`);
-:func:`dissect.checkpoints.load_checkpoint_data` loads it through :func:`load_split`.
+:func:`dissect.infra.checkpoints.load_checkpoint_data` loads it through :func:`load_split`.
 :func:`stratified_sample` draws a fixed number of examples per class from any labels.
 """
 
@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dissect.errors import AuditError
+from dissect.infra.errors import AuditError
 
 __all__ = [
     "DATASETS",
@@ -179,7 +179,7 @@ def _unpack(name: str, files: dict[str, Path], cache: Path) -> Path:
     """A torchvision root under ``cache`` whose ``MNIST/raw`` (or ``FashionMNIST/raw``) holds
     the four files: ``.gz`` ones unpacked, plain ones linked (or copied). Rebuilt when the
     sources change; written atomically, so that processes started together agree."""
-    from dissect.atomic import atomic_path, atomic_write_text
+    from dissect.infra.atomic import atomic_path, atomic_write_text
 
     raw = cache / _FOLDER[name] / "raw"
     stamp = _stamp(files)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dissect.atomic import atomic_save, atomic_write_text
+from dissect.infra.atomic import atomic_save, atomic_write_text
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:

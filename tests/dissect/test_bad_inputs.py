@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from dissect.errors import AuditError
 from dissect.infra.datasets import IDX_FILES, check_data, load_split
+from dissect.infra.errors import AuditError
 from tests.cli_helpers import assert_help_documents_every_option
 from tests.conftest import make_mnist_folder, synthetic_digits, write_idx
 from tests.test_bad_inputs import check_cases, run_in_process, snapshot
@@ -163,7 +163,7 @@ def test_an_unwritable_cache_is_one_line(tmp_path, monkeypatch) -> None:
 
 
 def test_train_reads_a_read_only_flat_folder(tmp_path, cache, capsys) -> None:
-    from dissect.runtime import run_cli
+    from dissect.infra.runtime import run_cli
     from simpleconvnet.cli import _main
 
     flat = _flat(tmp_path / "flat", n_train=40, n_test=20)
@@ -181,7 +181,7 @@ def test_train_reads_a_read_only_flat_folder(tmp_path, cache, capsys) -> None:
 
 
 def test_a_file_system_failure_is_one_line_and_anything_else_a_traceback(capsys) -> None:
-    from dissect.runtime import run_cli
+    from dissect.infra.runtime import run_cli
 
     def full_disk(argv):
         raise OSError(28, "No space left on device", "/runs/x/model.safetensors")
@@ -201,7 +201,7 @@ def test_a_file_system_failure_is_one_line_and_anything_else_a_traceback(capsys)
 # -- a few dissect commands ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory) -> tuple[Path, Path]:
-    from dissect.checkpoints import save_model
+    from dissect.infra.checkpoints import save_model
     from simpleconvnet.model import SimpleConvNet, SimpleConvNetConfig, init_weights
 
     root = tmp_path_factory.mktemp("dissect-bad")

@@ -143,7 +143,7 @@ def test_png_is_converted_like_mnist(tmp_path) -> None:
 
 
 def test_cli_bad_inputs_are_one_line(trained, tmp_path) -> None:
-    from dissect.checkpoints import save_model
+    from dissect.infra.checkpoints import save_model
 
     model, _ = trained
     root = tmp_path / "data"
@@ -174,7 +174,7 @@ def test_contribution_table_under_torchrun_matches_one_process(trained, tmp_path
     equal those of one process, and rank 0 alone prints."""
     import pandas as pd
 
-    from dissect.checkpoints import save_model
+    from dissect.infra.checkpoints import save_model
     from tests.conftest import make_mnist_folder
     from tests.dist_helpers import finish, single_node
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from dissect.errors import AuditError
 from dissect.infra.datasets import load_split, mnist5k_indices, stratified_sample
+from dissect.infra.errors import AuditError
 
 
 def test_idx_files_read_through_torchvision(mnist_dir: Path) -> None:

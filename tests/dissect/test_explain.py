@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dissect.errors import AuditError
 from dissect.explain import ClassReasoning, Driver, Inner, explain_classes, reasoning_table
+from dissect.infra.errors import AuditError
 from dissect.specimen import InputSpec, Specimen
 
 
@@ -103,7 +103,7 @@ def test_paragraph_and_table_on_known_roles() -> None:
 
 def test_command_line_explains_and_refuses_bad_layer_and_class(tmp_path, capsys) -> None:
     from dissect.cli import _main
-    from dissect.runtime import run_cli
+    from dissect.infra.runtime import run_cli
     from tests.dissect.test_foreign_cli import NETS_FILE
 
     torch.manual_seed(0)

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from dissect.cli import _main
-from dissect.errors import AuditError
-from dissect.runtime import run_cli
+from dissect.infra.errors import AuditError
+from dissect.infra.runtime import run_cli
 from tests.cli_helpers import assert_one_line_error, run_module
 from tests.conftest import make_mnist_folder
 from tests.dissect.foreign_nets import tiny_data, train_briefly

@@ -17,7 +17,6 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from dissect.errors import AuditError
 from dissect.foreign import (
     import_model,
     load_model,
@@ -25,6 +24,7 @@ from dissect.foreign import (
     parse_model_args,
     read_state_dict,
 )
+from dissect.infra.errors import AuditError
 
 MODEL_SOURCE = textwrap.dedent(
     """

@@ -20,10 +20,10 @@ from dissect.ablation import ablation_table
 from dissect.activations import activation_maps, activation_stats
 from dissect.audit import explain_prediction
 from dissect.contributions import contribution_table, layer_contributions
-from dissect.errors import AuditError
 from dissect.foreign import import_model, load_model
 from dissect.gabor import gabor_fit
 from dissect.head import class_drivers, score_contributions
+from dissect.infra.errors import AuditError
 from dissect.labels import describe_model
 from dissect.mistakes import confident_mistakes, confusion_examples
 from dissect.specimen import InputSpec, Specimen

@@ -3,8 +3,8 @@ import pytest
 import torch
 from skimage.filters import gabor_kernel as sk_gabor
 
-from dissect.errors import AuditError
 from dissect.gabor import _jacobian, _residual, gabor_fit, gabor_kernel
+from dissect.infra.errors import AuditError
 from dissect.labels import describe_layer, probe_responses
 from dissect.probes import LINE_NAMES, make_probes
 from simpleconvnet.model import SimpleConvNet, SimpleConvNetConfig

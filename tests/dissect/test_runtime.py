@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dissect.errors import AuditError
-from dissect.runtime import resolve_device
+from dissect.infra.errors import AuditError
+from dissect.infra.runtime import resolve_device
 
 
 def _gpus(monkeypatch, n: int) -> None:

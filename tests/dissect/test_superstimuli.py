@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from dissect.errors import AuditError
+from dissect.infra.errors import AuditError
 from dissect.objectives import channel, class_study
 from dissect.superstimuli import (
     capture,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dissect.runtime import run_cli
+from dissect.infra.runtime import run_cli
 from handnet.cli import _main
 from tests.conftest import make_mnist_folder
 from tests.test_bad_inputs import check_cases, one_line, snapshot
@@ -22,8 +22,8 @@ TUNE = ["--epochs", "1", "--batch-size", "20", "--snapshot-every", "0", "--devic
 def world(tmp_path_factory) -> dict[str, Path]:
     """A built HandNet and a one-epoch fine-tune of it, a SimpleConvNet checkpoint, a freed
     HandNet, a truncated one, and odd files."""
-    from dissect.checkpoints import save_model
-    from dissect.runtime import run_cli
+    from dissect.infra.checkpoints import save_model
+    from dissect.infra.runtime import run_cli
     from handnet.finetune import freed_copy
     from handnet.model import HandNet, default_config
     from simpleconvnet.model import SimpleConvNet, SimpleConvNetConfig

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dissect.errors import AuditError
+from dissect.infra.errors import AuditError
 from handnet.compile import SILENT, canonical_spec, compile_explanation
 from handnet.filters import edge_detector_spec, line_detector_spec
 from handnet.model import HandNet, default_config
@@ -52,8 +52,8 @@ def test_only_two_conv_layers_compile() -> None:
 def test_handnet_build_from_a_checkpoint(tmp_path) -> None:
     import json
 
-    from dissect.checkpoints import load_checkpoint, save_model
-    from dissect.runtime import run_cli
+    from dissect.infra.checkpoints import load_checkpoint, save_model
+    from dissect.infra.runtime import run_cli
     from handnet.cli import _main
     from tests.conftest import make_mnist_folder
 

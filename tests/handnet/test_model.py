@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from dissect.checkpoints import load_checkpoint, save_model
+from dissect.infra.checkpoints import load_checkpoint, save_model
 from handnet.head import fit_head, fit_logistic, frozen_features, set_head
 from handnet.model import HandNet, HandNetConfig, default_config
 

@@ -18,7 +18,7 @@ from tests.test_bad_inputs import check_cases
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> dict[str, Path]:
-    from dissect.checkpoints import save_model
+    from dissect.infra.checkpoints import save_model
     from simpleconvnet.model import SimpleConvNet, SimpleConvNetConfig
 
     root = tmp_path_factory.mktemp("reports-bad")

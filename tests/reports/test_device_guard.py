@@ -32,7 +32,7 @@ def _ok(code: int, guard: ExplicitDeviceMode) -> None:
 
 def _every_dissect_command(net: list[str], out: Path, guard: ExplicitDeviceMode) -> None:
     from dissect.cli import _main
-    from dissect.runtime import run_cli
+    from dissect.infra.runtime import run_cli
 
     def dissect(*argv: str) -> None:
         _ok(run_cli(_main, list(argv)), guard)

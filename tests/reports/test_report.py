@@ -61,7 +61,7 @@ def test_build_names_a_missing_stage(tiny_run: Path, tmp_path: Path, capsys) -> 
 
 
 def test_build_of_a_folder_that_is_no_run_is_one_line_error(tmp_path: Path, capsys) -> None:
-    from dissect.runtime import run_cli
+    from dissect.infra.runtime import run_cli
     from reports.cli import _main
 
     assert run_cli(_main, ["build", str(tmp_path)]) == 2

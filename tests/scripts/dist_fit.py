@@ -11,12 +11,12 @@ import sys
 
 import torch
 
-import dissect.atomic
+import dissect.infra.atomic
 import simpleconvnet.train as train_module
-from dissect import distributed as dist
-from dissect.errors import AuditError
+from dissect.infra import distributed as dist
 from dissect.infra.datasets import load_split
-from dissect.runtime import run_cli
+from dissect.infra.errors import AuditError
+from dissect.infra.runtime import run_cli
 from simpleconvnet.model import SimpleConvNet, SimpleConvNetConfig, init_weights
 from simpleconvnet.train import TrainConfig, fit
 
@@ -29,7 +29,7 @@ def main(argv: list[str] | None) -> int:
         def refuse(*args, **kwargs):
             raise RuntimeError(f"rank {dist.rank()} tried to write a file")
 
-        dissect.atomic.atomic_path = refuse
+        dissect.infra.atomic.atomic_path = refuse
         train_module.atomic_path = refuse
         train_module.atomic_save = refuse
 

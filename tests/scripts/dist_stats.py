@@ -11,13 +11,13 @@ import sys
 
 import torch
 
-from dissect import distributed as dist
 from dissect.ablation import ablate_accuracy
 from dissect.activations import activation_stats
-from dissect.checkpoints import load_checkpoint, load_checkpoint_data
 from dissect.contributions import contribution_table
 from dissect.head import class_drivers
-from dissect.runtime import run_cli
+from dissect.infra import distributed as dist
+from dissect.infra.checkpoints import load_checkpoint, load_checkpoint_data
+from dissect.infra.runtime import run_cli
 from simpleconvnet.criteria import activation_variation, selectivity
 from simpleconvnet.prune import PruneConfig, _cut, choose_by_score
 

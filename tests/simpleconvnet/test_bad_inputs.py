@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dissect.runtime import run_cli
+from dissect.infra.runtime import run_cli
 from simpleconvnet.cli import _main
 from tests.cli_helpers import ROOT
 from tests.conftest import make_mnist_folder
@@ -32,7 +32,7 @@ TINY = ["--epochs", "1", "--widths", "4,6,8", "--fc4", "8", "--batch-size", "20"
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> dict[str, Path]:
     """One tiny trained checkpoint, broken copies of it, a HandNet checkpoint, odd files."""
-    from dissect.checkpoints import save_model
+    from dissect.infra.checkpoints import save_model
     from handnet.model import HandNet, default_config
 
     root = tmp_path_factory.mktemp("scn-bad")
@@ -324,7 +324,7 @@ if point == "state":  # last/'s optimiser state written, its weights not yet
         return save_model(directory, *a, **k)
     train.save_model = patched
 elif point in ("weights", "json"):  # half of last/'s weights written, or weights without JSON
-    import dissect.checkpoints as ck
+    import dissect.infra.checkpoints as ck
     save_file, write_text = ck.save_file, ck.atomic_write_text
     def half_save(state, path, *a, **k):
         if point == "weights" and in_last(Path(path).parent):

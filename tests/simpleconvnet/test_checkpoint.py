@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from dissect.checkpoints import load_checkpoint, save_model
-from dissect.errors import AuditError
+from dissect.infra.checkpoints import load_checkpoint, save_model
+from dissect.infra.errors import AuditError
 from simpleconvnet import load_checkpoint as public_load
 from simpleconvnet.model import SimpleConvNet, SimpleConvNetConfig, init_weights
 
@@ -75,7 +75,7 @@ def test_foreign_object_is_refused(tmp_path: Path) -> None:
 def test_interrupted_write_leaves_previous_checkpoint(tmp_path: Path, monkeypatch) -> None:
     first = _model()
     save_model(tmp_path / "ck", first)
-    import dissect.checkpoints as ck
+    import dissect.infra.checkpoints as ck
 
     def failing_save(state, path):
         Path(path).write_bytes(b"half")

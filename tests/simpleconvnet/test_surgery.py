@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from dissect.errors import AuditError
+from dissect.infra.errors import AuditError
 from simpleconvnet.model import SimpleConvNet, SimpleConvNetConfig, init_weights
 from simpleconvnet.surgery import (
     conv_parameter_count,

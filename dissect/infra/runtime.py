@@ -13,7 +13,7 @@ from typing import Any, NoReturn, TypeVar
 import torch
 from tqdm.auto import tqdm
 
-from dissect.errors import AuditError
+from dissect.infra.errors import AuditError
 
 __all__ = [
     "resolve_device",

@@ -21,8 +21,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from dissect.atomic import atomic_path, atomic_write_text
-from dissect.errors import AuditError
+from dissect.infra.atomic import atomic_path, atomic_write_text
+from dissect.infra.errors import AuditError
 
 __all__ = [
     "WEIGHTS_FILE",

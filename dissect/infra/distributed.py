@@ -13,7 +13,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from dissect.errors import AuditError
+from dissect.infra.errors import AuditError
 
 __all__ = [
     "is_distributed",
