@@ -131,7 +131,7 @@ def throughput(out: Path, epochs: int) -> dict:
 
 def _weights_and_accuracy(folder: Path) -> tuple[dict, float]:
     meta = json.loads((folder / "last" / "model.json").read_text())
-    return load_file(str(folder / "last" / "model.safetensors")), meta["metrics"]["test_accuracy"]
+    return load_file(str(folder / "last" / "model.safetensors")), meta.metrics["test_accuracy"]
 
 
 def _samples_per_s(folder: Path, n: int) -> float:

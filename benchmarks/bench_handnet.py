@@ -24,9 +24,9 @@ import torch
 
 from benchmarks.common import emit, mean_spread
 from dissect.infra.datasets import load_split
-from handnet.cli import build_handnet
 from handnet.finetune import filter_drift, finetune, trainable_parameters
 from handnet.model import HandNet
+from handnet.steps import build_handnet
 from simpleconvnet.cli import parse_widths
 from simpleconvnet.model import SimpleConvNet, SimpleConvNetConfig, init_weights
 from simpleconvnet.train import TrainConfig, evaluate, fit

@@ -61,7 +61,7 @@ def fashion_run(epochs: int, out: Path, device: str) -> dict:
     meta = json.loads((folder / "last" / "model.json").read_text())
     return {
         "epochs": epochs,
-        "test_accuracy": meta["metrics"]["test_accuracy"],
+        "test_accuracy": meta.metrics["test_accuracy"],
         "seconds": time.perf_counter() - t0,
     }
 

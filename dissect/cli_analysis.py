@@ -56,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--image", type=image_spec, default="0", help="test-set index (0-based) or an image file")  # fmt: skip
     c.set_defaults(func=cmd_contributions, check_options=check_with_image)
     lab = sub.add_parser("labels", help="describe every channel of every conv layer",
-                         description="Describe every channel from probe responses (and first-layer Gabor fits); write labels.csv.")  # fmt: skip
+                         description="Describe every channel from probe responses (and first-layer Gabor fits); write labels.csv and gabor.csv.")  # fmt: skip
     add_model_options(lab, out="runs/dissect")
     lab.set_defaults(func=cmd_labels, check_options=check_layers)
     a = sub.add_parser("audit", help="explain one prediction",
@@ -172,27 +172,18 @@ def cmd_contributions(args: argparse.Namespace) -> int:
 
 def cmd_labels(args: argparse.Namespace) -> int:
     from dissect.cli_model import load_subject
-    from dissect.gabor import first_layer_fits
-    from dissect.infra.atomic import atomic_save
-    from dissect.labels import describe_model
+    from dissect.steps import write_labels
 
     specimen = load_subject(args, with_data=False).specimen
-    table = describe_model(specimen)
-    first = specimen.conv(specimen.conv_names[0]).weight.detach().cpu().numpy()
-    fits, evidence = first_layer_fits(first)
-    pad = [float("nan")] * (len(table) - len(fits))
-    table["gabor_r2"] = [round(f.r2, 4) for f in fits] + pad
-    table["gabor_orientation"] = [round(f.orientation, 1) for f in fits] + pad
-    table["noise_like"] = [f.noise_like and evidence for f in fits] + [False] * len(pad)
-    table["gabor_evidence"] = [evidence] * len(fits) + [False] * len(pad)
-    out = Path(args.out) / "labels.csv"
-    atomic_save(out, lambda p: table.to_csv(p, index=False))
-    for layer, part in table.groupby("layer", sort=False):
+    out = Path(args.out)
+    result = write_labels(specimen, out)
+    for layer, part in result.labels.groupby("layer", sort=False):
         print(f"{layer}: {part['confident'].mean():.0%} of {len(part)} channels described with confidence")  # fmt: skip
-    if not evidence:
-        print(f"{specimen.conv_names[0]}: {first.shape[2]}x{first.shape[3]} kernels have fewer pixels than a Gabor fit needs "
+    if not result.evidence:
+        kh, kw = specimen.conv(result.layer).weight.shape[2:]
+        print(f"{result.layer}: {kh}x{kw} kernels have fewer pixels than a Gabor fit needs "
               "to mean anything: its channels are judged by probe responses alone")  # fmt: skip
-    print(f"labels: {out}")
+    print(f"labels: {out / 'labels.csv'}\nGabor fits: {out / 'gabor.csv'}")
     return 0
 
 

@@ -44,9 +44,8 @@ def check_explain(args: argparse.Namespace) -> None:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from dissect.cli_model import load_subject
-    from dissect.explain import explain_classes, reasoning_table
-    from dissect.infra.atomic import atomic_save, atomic_write_text
     from dissect.infra.errors import AuditError
+    from dissect.steps import ReasoningConfig, write_reasoning
 
     subject = load_subject(args, split=args.split)
     if args.layer is not None:
@@ -54,17 +53,15 @@ def cmd_explain(args: argparse.Namespace) -> int:
     k = subject.specimen.num_classes
     if args.target is not None and not 0 <= args.target < k:
         raise AuditError(f"--class {args.target}: the model has classes 0..{k - 1}")
-    classes = None if args.target is None else [args.target]
-    reasons = explain_classes(subject.specimen, subject.images, subject.labels, classes=classes, layer=args.layer, top=args.top)  # fmt: skip
-    text = "\n\n".join(r.paragraph() for r in reasons)
-    print(text)
+    config = ReasoningConfig(
+        classes=None if args.target is None else (args.target,), layer=args.layer, top=args.top
+    )
     out = Path(args.out)
-    atomic_write_text(out / "explain.txt", text + "\n")
-    table = reasoning_table(reasons)
-    atomic_save(out / "explain.csv", lambda p: table.to_csv(p, index=False))
+    result = write_reasoning(subject.specimen, subject.images, subject.labels, out, config, stem="explain")  # fmt: skip
+    print(result.text)
     print(f"\nreasoning: {out / 'explain.txt'} and {out / 'explain.csv'}")
     if args.check:
-        _check(args, subject.specimen, reasons, out)
+        _check(args, subject.specimen, result.reasons, out)
     return 0
 
 

@@ -118,7 +118,7 @@ def check_inputs(args: argparse.Namespace, data: bool = False) -> None:
     elif args.dataset is not None:
         check_data(args.dataset, args.data_dir)
     else:  # the checkpoint's own data set, as load_checkpoint_data finds it
-        own = meta.get("data") or {}
+        own = meta.data
         if not own.get("name"):
             raise AuditError("checkpoint does not say which data set it was trained on")
         check_data(str(own["name"]), args.data_dir or own.get("data_dir"))
@@ -134,7 +134,13 @@ def load_subject(args: argparse.Namespace, with_data: bool = True, split: str = 
     from dissect.infra.datasets import CLASS_NAMES, load_split
     from dissect.infra.runtime import resolve_device
     from dissect.specimen import InputSpec, Specimen
-    from dissect.subject import fit_images, open_model, parse_normalize, parse_shape
+    from dissect.subject import (
+        fit_images,
+        open_model,
+        own_network_meta,
+        parse_normalize,
+        parse_shape,
+    )
 
     check_model_options(args)
     device = resolve_device(args.device)
@@ -145,7 +151,7 @@ def load_subject(args: argparse.Namespace, with_data: bool = True, split: str = 
     )
     if args.ckpt:
         model, meta = load_checkpoint(args.ckpt, map_location=device)
-        data = (meta.get("data") or {}).get("name", "mnist-5k")
+        data = meta.data.get("name", "mnist-5k")
         name = args.dataset or data
         spec = InputSpec(classes=CLASS_NAMES.get(name))
         specimen = Specimen(model, spec)
@@ -171,7 +177,7 @@ def load_subject(args: argparse.Namespace, with_data: bool = True, split: str = 
     names = CLASS_NAMES.get(name)
     if not args.class_names and names and len(names) == specimen.num_classes:
         specimen.class_names = tuple(names)
-    meta = {"model": args.model, "weights": args.weights, "input": list(shape), "dataset": name}
+    meta = own_network_meta(specimen, args.model, args.weights, shape, name, args.data_dir)
     if not with_data:
         return Subject(specimen, *empty, args.model, meta)
     images, labels = load_split(name, split, args.data_dir)

@@ -57,19 +57,18 @@ def cmd_superstimuli(args: argparse.Namespace) -> int:
     from dissect.cli_model import load_subject
     from dissect.figures import image_grid, plt
     from dissect.infra.atomic import atomic_save, atomic_write_bytes
-    from dissect.superstimuli import class_superstimuli, layer_superstimuli
+    from dissect.steps import SuperstimuliConfig, find_superstimuli
 
     model = load_subject(args, with_data=False).specimen
+    config = SuperstimuliConfig(steps=args.steps, seed=args.seed, param=args.param)
     if args.classes:
-        result = class_superstimuli(model, steps=args.steps, seed=args.seed, param=args.param)
+        result = find_superstimuli(model, None, config)
         titles = [f"class {model.class_names[k]}: p={float(a):.2f}" for k, a in enumerate(result.activation)]  # fmt: skip
         name = "classes"
     else:
         layer = args.layer or model.conv_names[-1]
         model.check_layer(layer)
-        result = layer_superstimuli(
-            model, layer, steps=args.steps, seed=args.seed, param=args.param
-        )
+        result = find_superstimuli(model, layer, config)
         titles = [
             f"{c + 1}: {float(a):.2f}{' (pre)' if u == 'pre' else ''}"
             for c, (a, u) in enumerate(zip(result.activation, result.used, strict=True))

@@ -26,6 +26,7 @@ from torch import nn
 
 from dissect.contributions import contributions, inner_channels
 from dissect.explain import ClassReasoning
+from dissect.infra import distributed as dist
 from dissect.specimen import Specimen, specimen_of
 
 __all__ = [
@@ -70,6 +71,23 @@ def margins(
     return (own - others).cpu()
 
 
+def _margin_sums(
+    specimen: Specimen,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    base: torch.Tensor,
+    **run: object,
+) -> torch.Tensor:
+    """Over the data set, with ``run`` (a removal) applied: ``[images right before (margin
+    base [N] > 0), images still right, sum of the margin's drop]`` (float64)."""
+
+    def sums(x: torch.Tensor, y: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
+        m = margins(specimen, x, y, **run)
+        return torch.stack([(before > 0).sum().double(), (m > 0).sum().double(), (before - m).sum()])  # fmt: skip
+
+    return dist.sharded_sum(sums, images, labels, base)
+
+
 def _p_value(named: float, random: torch.Tensor) -> float:
     return float((1 + (random >= named).sum()) / (1 + len(random)))
 
@@ -108,8 +126,9 @@ def driver_check(
     base = margins(specimen, own, y)
 
     def effect(chosen: list[int]) -> tuple[float, float]:
-        m = margins(specimen, own, y, zero={layer: chosen})
-        return float((base > 0).double().mean() - (m > 0).double().mean()), float((base - m).mean())
+        right, still_right, drop = _margin_sums(specimen, own, y, base, zero={layer: chosen})
+        n = len(own)
+        return float(right / n - still_right / n), float(drop / n)
 
     width = int(specimen.conv(layer).weight.shape[0])
     pool = [c for c in range(width) if c not in channels]
@@ -161,10 +180,9 @@ def inner_check(
     base = margins(specimen, own, y)
 
     def effect(chosen: list[int]) -> tuple[float, float]:
-        m = margins(
-            specimen, own, y, hooks={layer: _remove_inner(specimen, layer, channel, chosen)}
-        )
-        return float((base - m).mean()), 0.0
+        hooks = {layer: _remove_inner(specimen, layer, channel, chosen)}
+        drop = _margin_sums(specimen, own, y, base, hooks=hooks)[2]
+        return float(drop / len(own)), 0.0
 
     pool = [j for j in inner_channels(specimen.conv(layer), channel) if j not in inner]
     named, random = _permutation(effect, list(inner), pool, draws, seed)
@@ -181,10 +199,16 @@ def weak_rows_check(
     post-activation output by at most :data:`WEAK_CHANGE` of its mean magnitude."""
     specimen = specimen_of(model)
     post = f"{layer}:post"
-    before = specimen.run(images, {post})[post][:, channel].double()
     hooks = {layer: _remove_inner(specimen, layer, channel, list(weak))} if weak else {}
-    after = specimen.run(images, {post}, hooks=hooks)[post][:, channel].double()
-    change = float((after - before).abs().mean() / before.abs().mean().clamp(min=1e-12))
+
+    def sums(x: torch.Tensor) -> torch.Tensor:
+        before = specimen.run(x, {post})[post][:, channel].double()
+        after = specimen.run(x, {post}, hooks=hooks)[post][:, channel].double()
+        return torch.stack([(after - before).abs().sum(), before.abs().sum(),
+                            before.new_tensor(before.numel())])  # fmt: skip
+
+    moved, size, count = dist.sharded_sum(sums, images)
+    change = float((moved / count) / (size / count).clamp(min=1e-12))
     what = f"{layer} channel {channel + 1}: rows {', '.join(str(j + 1) for j in weak) or 'none'} are weak"
     return Check(
         "role: weak", what, change, WEAK_CHANGE, float("nan"), change <= WEAK_CHANGE, len(images)

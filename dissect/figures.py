@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import textwrap
 from collections.abc import Callable, Sequence
@@ -11,9 +12,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-__all__ = ["Canvas", "image_grid", "signed_grid"]
+__all__ = ["Canvas", "image_grid", "image_grid_png", "signed_grid"]
 
 
 class Canvas:
@@ -92,6 +94,30 @@ def image_grid(
 ) -> Figure:
     """``images [N, H, W]`` in [0, 1] in a grid, one title each."""
     return _tiles(images, titles, suptitle, columns, lambda _: {"cmap": cmap, "vmin": 0, "vmax": 1})
+
+
+def image_grid_png(images: torch.Tensor, columns: int = 16, scale: int = 2, gap: int = 3) -> bytes:
+    """Images ``[N, 1, H, W]`` (e.g. one superstimulus per channel) as one grey PNG without
+    titles: each stretched to its own range, laid out row by row in channel order on white,
+    ``gap`` pixels apart, then enlarged ``scale`` times. :func:`image_grid` is the titled
+    figure of the same images."""
+    from PIL import Image
+
+    x = images.detach().float().cpu()[:, 0]
+    lo = x.flatten(1).min(1).values[:, None, None]
+    hi = x.flatten(1).max(1).values[:, None, None]
+    pixels = ((x - lo) / (hi - lo + 1e-12) * 255).to(torch.uint8).numpy()
+    n, h, w = pixels.shape
+    rows, cols = -(-n // columns), min(n, columns)
+    canvas = np.full((rows * (h + gap), cols * (w + gap)), 255, np.uint8)
+    for i in range(n):
+        r, q = divmod(i, columns)
+        canvas[r * (h + gap) : r * (h + gap) + h, q * (w + gap) : q * (w + gap) + w] = pixels[i]
+    img = Image.fromarray(canvas, mode="L")
+    img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
+    buffer = io.BytesIO()
+    img.save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
 
 
 def _signed(arr: np.ndarray, scale: float | None = None) -> dict:

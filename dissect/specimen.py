@@ -19,13 +19,14 @@ in-place ReLU after a conv, ``x += ...``; found in the discovery pass): a captur
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 import torch
 from torch import nn
 
 from dissect.infra.errors import AuditError
+from dissect.layout import as_pair, discover, is_conv
 from dissect.tracing import ActivationWatch
 
 __all__ = ["InputSpec", "Specimen", "ConvLike", "specimen_of", "is_conv", "as_pair", "Acts"]
@@ -87,18 +88,6 @@ class _Stop(Exception):
     """Raised by a hook once everything asked for is captured: the rest of the pass is skipped."""
 
 
-@dataclass
-class _Layout:
-    convs: list[str]
-    logits: str
-    classes: int
-    activations: dict[str, str] = field(default_factory=dict)  # layer -> non-linearity name
-    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # layer -> output [C, H, W]
-    # captures ("L", "L:in") that the pass changes in place later (an in-place ReLU after a conv,
-    # ``x += ...``): only these are cloned when captured; the rest are kept as they are
-    changed: set[str] = field(default_factory=set)
-
-
 class Specimen:
     """``model`` (any ``nn.Module`` taking ``[N, C, H, W]``) with its input spec; ``logits``
     names the module whose output is the class scores (default: the last ``nn.Linear``)."""
@@ -114,7 +103,7 @@ class Specimen:
                 f"--logits {logits!r}: the model has no module of that name "
                 f"(modules: {', '.join(n for n in self.modules if n)[:300]})"
             )
-        self._layout = self._discover(logits)
+        self._layout = discover(model, self.spec.shape, logits)
         names = self.spec.classes or tuple(str(k) for k in range(self._layout.classes))
         if len(names) != self._layout.classes:
             raise AuditError(
@@ -272,90 +261,6 @@ class Specimen:
 
     def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.scores(pixels)
-
-    # -- discovery -----------------------------------------------------------------------------
-    def _discover(self, logits: str | None) -> _Layout:
-        """One forward pass of a zero image: the order of the conv layers, the class scores,
-        and the non-linearity after each conv."""
-        order: list[str] = []
-        shapes: dict[str, tuple[int, ...]] = {}
-        seen: dict[str, tuple[torch.Tensor, int]] = {}
-        linears: list[tuple[str, torch.Tensor]] = []
-        watch = ActivationWatch(keep=False)
-        handles = []
-        for name, module in self.modules.items():
-            if is_conv(module):
-
-                def hook(m, i, o, name=name):
-                    if name not in order:
-                        order.append(name)
-                        shapes[name] = tuple(o.shape[1:])
-                        seen[name], seen[f"{name}:in"] = (o, o._version), (i[0], i[0]._version)
-                    watch.watch(name, o)
-
-                handles.append(module.register_forward_hook(hook))
-            if isinstance(module, nn.Linear) or name == logits:
-                handles.append(
-                    module.register_forward_hook(
-                        lambda m, i, o, name=name: linears.append((name, o))
-                    )
-                )
-        if not any(is_conv(m) for m in self.modules.values()):
-            raise AuditError(
-                f"{type(self.model).__name__} has no nn.Conv2d layer: dissect audits ConvNets"
-            )
-        was_training = self.model.training
-        self.model.eval()
-        shape = (1, *self.spec.shape)
-        try:
-            with torch.no_grad(), watch:
-                self.model(torch.zeros(shape, device=self.device, dtype=self.dtype))
-        except AuditError:
-            raise
-        except Exception as exc:  # the model's own error, whatever its type
-            message = " ".join(str(exc).split())[:300]
-            raise AuditError(
-                f"the model's forward pass fails on an input of shape {list(shape)}: "
-                f"{type(exc).__name__}: {message} (check --input)"
-            ) from exc
-        finally:
-            for h in handles:
-                h.remove()
-            self.model.train(was_training)
-        found = [(n, o) for n, o in linears if logits is None or n == logits]
-        if not found:
-            raise AuditError(
-                "no module gives class scores: the model has no nn.Linear; name one with --logits"
-                if logits is None
-                else f"--logits {logits!r} is never called in the forward pass"
-            )
-        name, out = found[-1]
-        if not isinstance(out, torch.Tensor) or out.dim() != 2:
-            raise AuditError(
-                f"module {name!r} does not give class scores [N, K] (its output is "
-                f"{tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__})"
-            )
-        changed = {key for key, (t, version) in seen.items() if t._version != version}
-        return _Layout(order, name, int(out.shape[1]), dict(watch.kinds), shapes, changed)
-
-
-def as_pair(value: Any) -> tuple[int, int]:
-    """A conv attribute (``stride``, ``dilation``, ``padding``) as ``(rows, columns)``."""
-    if isinstance(value, tuple | list):
-        return (int(value[0]), int(value[1]))
-    return (int(value), int(value))
-
-
-def is_conv(module: nn.Module) -> bool:
-    """An ``nn.Conv2d``, or a module that computes one from a weight of its own (a 4-D
-    ``weight`` with ``stride`` and ``padding``, e.g. a conv whose kernel is generated from a few
-    parameters)."""
-    if isinstance(module, nn.Conv2d):
-        return True
-    if any(True for _ in module.children()) or not hasattr(module, "padding"):
-        return False
-    weight = getattr(module, "weight", None)
-    return isinstance(weight, torch.Tensor) and weight.dim() == 4 and hasattr(module, "stride")
 
 
 def _stop_when(remaining: set[str]):

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dissect.faithfulness import Check
+from dissect.infra import distributed as dist
 from dissect.probes import EDGE_SIDES, ORIENTATION_OF
 from dissect.specimen import ConvLike, Specimen, as_pair, specimen_of
 
@@ -98,6 +99,32 @@ def _centre_map(conv: ConvLike) -> tuple[tuple[int, int], tuple[int, int]]:
     return stride, (dilation[0] * (kh - 1) // 2 - pad[0], dilation[1] * (kw - 1) // 2 - pad[1])
 
 
+def _tally(
+    images: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, size: int, description: str
+) -> torch.Tensor:
+    """``[agreeing, oriented]`` counts (float64) of the patches at ``rows``/``cols``."""
+    if len(images) == 0:
+        return torch.zeros(2, dtype=torch.float64, device="cpu")
+    agrees, oriented = _agrees(_patches(images, rows, cols, size), description)
+    return torch.stack([agrees.sum(), oriented.sum()]).double()
+
+
+def _random_positions(images: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(rows [N], cols [N])``: a random bright pixel of each image (any pixel where none is
+    bright), drawn in image order from one generator."""
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    bright = images.cpu().mean(1) > 0.5
+    pick_r, pick_c = [], []
+    for i in range(len(images)):
+        where = torch.nonzero(bright[i])
+        if len(where) == 0:
+            where = torch.nonzero(torch.ones_like(bright[i]))
+        r, c = where[int(torch.randint(len(where), (1,), generator=g, device="cpu"))].tolist()
+        pick_r.append(r)
+        pick_c.append(c)
+    return torch.tensor(pick_r, device="cpu"), torch.tensor(pick_c, device="cpu")
+
+
 @torch.no_grad()
 def description_check(
     model: nn.Module | Specimen,
@@ -114,32 +141,28 @@ def description_check(
     specimen = specimen_of(model)
     conv = specimen.conv(layer)
     size = max(int(conv.weight.shape[-1]), 5) + 2
-    post = specimen.run(images, {f"{layer}:post"})[f"{layer}:post"][:, channel].cpu()
-    n, h, w = post.shape
-    flat = post.flatten(1).argmax(1)
-    fires = post.flatten(1).amax(1) > 0
     (sr, sc), (ar, ac) = _centre_map(conv)
-    rows = ((flat // w) * sr + ar).clamp(0, images.shape[2] - 1)
-    cols = ((flat % w) * sc + ac).clamp(0, images.shape[3] - 1)
-    x = images.cpu()
-    agrees, oriented = _agrees(_patches(x[fires], rows[fires], cols[fires], size), description)
-    share = float(agrees[oriented].double().mean()) if oriented.any() else 0.0
-    # random oriented stroke positions of the same images: bright pixels, one per image
-    g = torch.Generator(device="cpu").manual_seed(seed)
-    bright = x.mean(1) > 0.5
-    pick_r, pick_c = [], []
-    for i in range(len(x)):
-        where = torch.nonzero(bright[i])
-        if len(where) == 0:
-            where = torch.nonzero(torch.ones_like(bright[i]))
-        r, c = where[int(torch.randint(len(where), (1,), generator=g, device="cpu"))].tolist()
-        pick_r.append(r)
-        pick_c.append(c)
-    rand_agrees, rand_oriented = _agrees(_patches(x, torch.tensor(pick_r, device="cpu"), torch.tensor(pick_c, device="cpu"), size), description)  # fmt: skip
-    chance = float(rand_agrees[rand_oriented].double().mean()) if rand_oriented.any() else 0.0
+    height, width = images.shape[2], images.shape[3]
+
+    def counts(x: torch.Tensor, pick_r: torch.Tensor, pick_c: torch.Tensor) -> torch.Tensor:
+        post = specimen.run(x, {f"{layer}:post"})[f"{layer}:post"][:, channel].cpu()
+        w = post.shape[2]
+        flat = post.flatten(1).argmax(1)
+        fires = post.flatten(1).amax(1) > 0
+        rows = ((flat // w) * sr + ar).clamp(0, height - 1)
+        cols = ((flat % w) * sc + ac).clamp(0, width - 1)
+        x = x.cpu()
+        at_peak = _tally(x[fires], rows[fires], cols[fires], size, description)
+        # random oriented stroke positions of the same images: bright pixels, one per image
+        return torch.cat([at_peak, _tally(x, pick_r, pick_c, size, description)])
+
+    totals = dist.sharded_sum(counts, images, *_random_positions(images, seed))
+    agree, oriented, rand_agree, rand_oriented = totals.tolist()
+    share = agree / oriented if oriented > 0 else 0.0
+    chance = rand_agree / rand_oriented if rand_oriented > 0 else 0.0
     holds = share >= PASS and share - chance >= ABOVE_RANDOM
     what = f"{layer} channel {channel + 1} detects a {description}"
-    return Check("description: strokes", what, share, chance, math.nan, holds, int(oriented.sum()))
+    return Check("description: strokes", what, share, chance, math.nan, holds, int(oriented))
 
 
 def check_first_layer(

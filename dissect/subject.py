@@ -20,10 +20,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from dissect.foreign import load_model
+from dissect.infra.checkpoints import CheckpointMeta
 from dissect.infra.errors import AuditError
 from dissect.specimen import InputSpec, Specimen
 
-__all__ = ["open_model", "Subject", "fit_images", "parse_shape", "parse_normalize"]
+__all__ = [
+    "open_model",
+    "Subject",
+    "fit_images",
+    "parse_shape",
+    "parse_normalize",
+    "own_network_meta",
+]
 
 
 def parse_shape(text: str) -> tuple[int, int, int]:
@@ -114,12 +122,31 @@ def fit_images(images: torch.Tensor, spec: InputSpec) -> tuple[torch.Tensor, lis
     return images, notes
 
 
+def own_network_meta(
+    specimen: Specimen,
+    model: str,
+    weights: str | None,
+    input_shape: tuple[int, int, int],
+    dataset: str,
+    data_dir: str | None = None,
+) -> CheckpointMeta:
+    """The metadata of a person's own network, in the suite's checkpoint form: its class as
+    ``kind``, the data set it is dissected with as ``data``, and how it was opened (``model``
+    spec, ``weights`` file, ``input`` shape) in ``extra``."""
+    return CheckpointMeta(
+        kind=type(specimen.model).__name__,
+        data={"name": dataset, "data_dir": data_dir},
+        extra={"model": model, "weights": weights, "input": list(input_shape)},
+    )
+
+
 @dataclass
 class Subject:
-    """A specimen and its test images and labels (``images [N, C, H, W]`` in [0, 1])."""
+    """A specimen and its test images and labels (``images [N, C, H, W]`` in [0, 1]), with the
+    checkpoint's metadata (for a person's own network: :func:`own_network_meta`)."""
 
     specimen: Specimen
     images: torch.Tensor
     labels: torch.Tensor
     name: str
-    meta: dict[str, Any]
+    meta: CheckpointMeta

@@ -1,10 +1,13 @@
-"""``handnet`` command line: build HandNet by hand (only the head fitted) and fine-tune it."""
+"""``handnet`` command line: build HandNet by hand (only the head fitted) and fine-tune it.
+
+The work of ``build`` and ``finetune`` is :mod:`handnet.steps`, which the pipeline calls too;
+``build --from`` (compiling an explanation) is here.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from dissect.infra import distributed as dist
 from dissect.infra.errors import AuditError
@@ -12,11 +15,21 @@ from dissect.infra.runtime import (
     CliParser,
     check_device,
     non_negative_float,
+    non_negative_int,
     positive_float,
+    positive_int,
     run_cli,
 )
-from handnet.finetune import MODES
-from simpleconvnet.cli import (
+from handnet.finetune import FINETUNE_LR, MODES
+from handnet.steps import (
+    BuildStep,
+    FinetuneStep,
+    build_handnet,
+    build_step,
+    check_built,
+    finetune_step,
+)
+from simpleconvnet.cli_common import (
     add_common_options,
     add_data_options,
     add_out_options,
@@ -25,14 +38,12 @@ from simpleconvnet.cli import (
     check_data_options,
     check_out,
     clear_run,
-    non_negative_int,
     parse_widths,
-    positive_int,
     seed_number,
     setup_runtime,
 )
 
-__all__ = ["main", "build_parser", "build_handnet"]
+__all__ = ["main", "build_parser", "build_handnet"]  # build_handnet: from handnet.steps
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     f.add_argument("--epochs", type=positive_int, default=40, help="epochs")
     f.add_argument("--batch-size", type=positive_int, default=64, help="global batch")
-    f.add_argument("--lr", type=positive_float, default=3e-3, help="peak learning rate")
+    f.add_argument("--lr", type=positive_float, default=FINETUNE_LR, help="peak learning rate")
     f.add_argument("--no-augment", action="store_true", help="train without random affine")
     f.add_argument("--seed", type=seed_number, default=0, help="seed for order and augmentation")
     f.add_argument(
@@ -127,8 +138,6 @@ def check_build(args: argparse.Namespace) -> None:
 
 
 def check_finetune(args: argparse.Namespace) -> None:
-    from handnet.model import HandNet
-
     check_device(args.device)
     args.out = args.out or f"runs/handnet/{args.mode}"
     check_out(
@@ -136,31 +145,13 @@ def check_finetune(args: argparse.Namespace) -> None:
         nothing_to_resume=f"--resume: no finished epoch to resume from in {str(args.out)!r}",
     )  # fmt: skip
     model, meta = check_checkpoint(args.ckpt)
-    if not isinstance(model, HandNet):
-        raise AuditError(f"{args.ckpt!r} is not a HandNet checkpoint (build one: handnet build)")
-    if model.config.free:
-        raise AuditError(f"{args.ckpt!r} was already freed: fine-tune its hand-built parent")
+    check_built(model, args.ckpt)
     check_checkpoint_data(meta, args.data_dir)
-
-
-def build_handnet(
-    widths: tuple[int, ...], fc4: int, train: tuple[Any, Any], l2: float = 1e-4
-) -> tuple[Any, Any]:
-    """The hand-built HandNet of ``widths`` with its head fitted on ``train``; returns
-    ``(model, HeadFit)``."""
-    from handnet.head import fit_head
-    from handnet.model import HandNet, default_config
-
-    try:
-        model = HandNet(default_config(widths, fc4))
-    except ValueError as exc:
-        raise AuditError(f"--widths: {exc}") from None
-    return model, fit_head(model, train[0], train[1], l2)
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
     """``handnet build --from CKPT``: the network the checkpoint's explanation describes."""
-    from dissect.infra.checkpoints import load_checkpoint_data, save_model
+    from dissect.infra.checkpoints import CheckpointMeta, load_checkpoint_data, save_model
     from handnet.compile import compile_explanation
     from simpleconvnet.checkpoint import load_model
     from simpleconvnet.model import SimpleConvNet
@@ -173,11 +164,11 @@ def cmd_compile(args: argparse.Namespace) -> int:
     layers = tuple(args.compile.split(","))
     model = compile_explanation(original, *train, layers=layers)
     result, before = evaluate(model, *test), evaluate(original, *test)
-    out_meta = {
-        "kind": "HandNet", "stage": "compiled", "compiled_from": str(args.source),
-        "compiled_layers": list(layers), "data": meta.get("data"), "metrics": result.metrics(),
-        "original_metrics": before.metrics(),
-    }  # fmt: skip
+    out_meta = CheckpointMeta(
+        kind="HandNet", mode="compiled", data=meta.data, parent=str(Path(args.source).resolve()),
+        world_size=dist.world_size(), metrics={"accuracy": result.accuracy, **result.metrics()},
+        extra={"compiled_layers": list(layers), "original_metrics": before.metrics()},
+    )  # fmt: skip
     if args.force:
         clear_run(args.out)
     if dist.is_main():
@@ -188,72 +179,34 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from dissect.infra.checkpoints import save_model
-    from dissect.infra.datasets import load_split
-    from handnet.finetune import trainable_parameters
-    from simpleconvnet.train import evaluate
-
     if args.source is not None:
         return cmd_compile(args)
-    setup_runtime(args)
-    train = load_split(args.dataset, "train", args.data_dir, args.download)
-    test = load_split(args.dataset, "test", args.data_dir, False)
-    model, head = build_handnet(_handnet_widths(args.widths, args.fc4), args.fc4, train, args.l2)
-    result = evaluate(model, *test)
-    meta = {
-        "kind": "HandNet",
-        "stage": "hand-built",
-        "data": {"name": args.dataset, "data_dir": args.data_dir},
-        "metrics": result.metrics(),
-        "head_fit": {
-            "method": "multinomial logistic regression (L-BFGS), conv layers frozen",
-            "l2": args.l2,
-            "train_accuracy": head.train_accuracy,
-        },  # fmt: skip
-        "trainable_parameters": trainable_parameters(model),
-    }
+    device = setup_runtime(args)
+    config = BuildStep(dataset=args.dataset, widths=_handnet_widths(args.widths, args.fc4),
+                       fc4=args.fc4, l2=args.l2, data_dir=args.data_dir,
+                       download=args.download)  # fmt: skip
     if args.force:
         clear_run(args.out)
+    outcome = build_step(config, args.out, device, args.quiet)
     if dist.is_main():
-        save_model(args.out, model, meta)
-        print(f"HandNet {model.config.convs} hand-built on {args.dataset}: test accuracy "
-              f"{result.accuracy:.2%} (train {head.train_accuracy:.2%}); checkpoint in "
-              f"{args.out}/")  # fmt: skip
+        print(outcome.message)
     return 0
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from dissect.infra.atomic import atomic_save
-    from dissect.infra.checkpoints import load_checkpoint, load_checkpoint_data
-    from handnet.finetune import filter_drift, finetune
-    from handnet.model import HandNet
     from simpleconvnet.train import TrainConfig
 
     device = setup_runtime(args)
-    model, meta = load_checkpoint(args.ckpt, map_location=device)
-    if not isinstance(model, HandNet):
-        raise AuditError(f"{args.ckpt!r} is not a HandNet checkpoint (build one: handnet build)")
-    if model.config.free:
-        raise AuditError(f"{args.ckpt!r} was already freed: fine-tune its hand-built parent")
-    train = load_checkpoint_data(meta, "train", args.data_dir)
-    test = load_checkpoint_data(meta, "test", args.data_dir)
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                         augment=not args.no_augment, seed=args.seed,
-                         snapshot_every=args.snapshot_every)  # fmt: skip
+    training = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                           augment=not args.no_augment, seed=args.seed,
+                           snapshot_every=args.snapshot_every)  # fmt: skip
     out = Path(args.out or f"runs/handnet/{args.mode}")
     if args.force:
         clear_run(out)
-    before = HandNet(model.current_config()).to(device)
-    before.load_state_dict(model.state_dict())
-    parent = {"data": meta["data"], "parent": str(args.ckpt), "world_size": dist.world_size()}
-    result = finetune(model, train, test, args.mode, config, out_dir=out, metadata=parent,
-                      resume=args.resume, quiet=args.quiet)  # fmt: skip
+    config = FinetuneStep(args.ckpt, args.mode, training, args.data_dir, args.resume)
+    outcome = finetune_step(config, out, device, args.quiet)
     if dist.is_main():
-        drift = filter_drift(before, result.model)
-        atomic_save(out / "drift.csv", lambda p: drift.to_csv(p, index=False))
-        print(f"HandNet fine-tuned ({args.mode}, {result.trainable} trainable parameters): test "
-              f"accuracy {result.train.final.accuracy:.2%} after {args.epochs} epoch(s); "
-              f"checkpoints and drift.csv in {out}/")  # fmt: skip
+        print(outcome.message)
     return 0
 
 

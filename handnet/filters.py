@@ -1,28 +1,23 @@
-"""Analytic first-layer filters: Gabor kernels from their formula, and line / edge detectors.
+"""Analytic first-layer filters: Gabor specs, line and edge detectors, their descriptions.
 
-Angles follow the suite's convention: degrees counter-clockwise from the horizontal as the
-image is shown (up is up; row 0 is the top), so ``/`` is 45, ``|`` is 90 and ``\\`` is 135.
-``orientation`` is the direction of the *line* (the stripes); the cosine is modulated across
-it, along the normal ``orientation + 90``. With ``u`` the coordinate along that normal and ``v``
-the coordinate along the line (pixels from the kernel centre)::
-
-    g(u, v) = exp(-(u^2 + aspect^2 v^2) / (2 sigma^2)) * cos(2 pi u / wavelength + phase)
-
-Phase 0 (even) is a bright line; phase -90 degrees (odd) is positive on the side the normal
-points to (for a vertical line the left), so, conv2d being a correlation, it fires on the
-*other* side of a bright line: phase -90 at 90 degrees is "right side of a vertical line".
+The kernel is the suite's one Gabor, :func:`dissect.gabor.gabor_kernel`, whose docstring gives
+the formula. Angles follow the suite's convention: degrees counter-clockwise from the horizontal
+as the image is shown, so ``/`` is 45, ``|`` is 90 and ``\\`` is 135. A spec's ``orientation``
+is the direction of the line and its ``phase`` is in degrees too: 0 is a bright line; -90 is
+positive on the side the normal ``orientation + 90`` points to, so it fires on the *other* side
+of a bright line: phase -90 at 90 degrees is "right side of a vertical line".
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
+from dissect.gabor import gabor_kernel
+
 __all__ = [
     "GaborSpec",
-    "gabor_kernel",
     "line_detector",
     "edge_detector",
     "line_detector_spec",
@@ -31,8 +26,6 @@ __all__ = [
     "describe_line",
     "describe_gabor",
     "ORIENTATIONS",
-    "centred_grid",
-    "along_across",
 ]
 
 ORIENTATIONS = (0.0, 45.0, 90.0, 135.0)
@@ -63,46 +56,6 @@ class GaborSpec:
     bias: float = 0.0
 
 
-def centred_grid(
-    size: int, device: torch.device | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Centred pixel coordinates ``x`` (right) and ``y`` (up), each ``[size, size]``."""
-    r = (size - 1) / 2
-    coords = torch.arange(size, dtype=torch.float32, device=device) - r
-    y, x = torch.meshgrid(-coords, coords, indexing="ij")  # row 0 is the top: y up
-    return x, y
-
-
-def along_across(
-    x: torch.Tensor, y: torch.Tensor, orientation_deg: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Coordinates along a line at ``orientation_deg`` and across it (along its normal)."""
-    t = torch.deg2rad(orientation_deg)
-    return x * torch.cos(t) + y * torch.sin(t), -x * torch.sin(t) + y * torch.cos(t)
-
-
-def gabor_kernel(
-    size: int,
-    orientation_deg: float | torch.Tensor,
-    wavelength: float | torch.Tensor,
-    phase: float | torch.Tensor = 0.0,
-    sigma: float | torch.Tensor = 1.2,
-    aspect: float | torch.Tensor = 0.5,
-) -> torch.Tensor:
-    """The real Gabor kernel ``[size, size]`` (``phase`` in degrees). Differentiable in every
-    parameter when they are tensors; batched parameters of shape ``[C]`` give ``[C, size, size]``.
-    """
-    given = (orientation_deg, wavelength, phase, sigma, aspect)
-    # plain numbers join the tensors given (a module's parameters) on their device
-    device = next((p.device for p in given if isinstance(p, torch.Tensor)), torch.device("cpu"))
-    params = [torch.as_tensor(p, dtype=torch.float32, device=device) for p in given]
-    theta, lam, psi, sig, gam = (p[..., None, None] for p in params)
-    x, y = centred_grid(size, theta.device)
-    v, u = along_across(x, y, theta)
-    envelope = torch.exp(-(u**2 + gam**2 * v**2) / (2 * sig**2))
-    return envelope * torch.cos(2 * math.pi * u / lam + torch.deg2rad(psi))
-
-
 def line_detector_spec(
     orientation: float, width: float = 2.0, gain: float = 0.15, bias: float = 0.0
 ) -> GaborSpec:
@@ -120,7 +73,12 @@ def edge_detector_spec(
 
 def spec_kernel(spec: GaborSpec, size: int = 5, zero_mean: bool = True) -> torch.Tensor:
     """The kernel ``[size, size]`` of ``spec`` (without its gain), zero-mean if asked."""
-    k = gabor_kernel(size, spec.orientation, spec.wavelength, spec.phase, spec.sigma, spec.aspect)
+    # as float32 tensors, the kernel is computed as a GaborConv2d computes its weight
+    o, w, p, s, a = (
+        torch.tensor(v, dtype=torch.float32)
+        for v in (spec.orientation, spec.wavelength, spec.phase, spec.sigma, spec.aspect)
+    )
+    k = gabor_kernel(size, o, w, p, s, a)
     return k - k.mean() if zero_mean else k
 
 

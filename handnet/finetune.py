@@ -18,22 +18,26 @@ import pandas as pd
 import torch
 from torch import nn
 
-from handnet.filters import GaborSpec, describe_gabor
-from handnet.layers import GaborConv2d
+from dissect.gabor import gabor_fit
+from dissect.infra.checkpoints import CheckpointMeta
+from handnet.filters import describe_gabor
 from handnet.model import HandNet
 from simpleconvnet.train import TrainConfig, TrainResult, fit
 
 __all__ = [
     "MODES",
+    "FINETUNE_LR",
     "FinetuneResult",
     "trainable_parameters",
     "freed_copy",
     "finetune",
-    "fit_gabor_specs",
     "filter_drift",
 ]
 
 MODES = ("constrained", "free")
+#: The peak learning rate of HandNet fine-tuning: the one default of ``handnet finetune`` and of
+#: the pipeline's fine-tuning stages.
+FINETUNE_LR = 3e-3
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,7 @@ def finetune(
     config: TrainConfig,
     *,
     out_dir: str | Path | None = None,
-    metadata: dict[str, Any] | None = None,
+    metadata: CheckpointMeta | None = None,
     resume: bool = False,
     quiet: bool = False,
     on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
@@ -84,57 +88,40 @@ def finetune(
     :func:`freed_copy`. With ``out_dir`` the loop writes ``last/``, ``best/`` (the same
     checkpoint format as SimpleConvNet), ``history.csv`` and ``snapshots.safetensors``;
     ``resume`` continues from ``out_dir/last`` and ends where an uninterrupted run would;
-    ``on_epoch_end`` is passed to the training loop.
+    ``on_epoch_end`` is passed to the training loop. The checkpoints' metadata is ``metadata``
+    (the data set and parent the caller knows) as a HandNet of mode ``mode``, with its number
+    of trainable parameters and what training adds.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     net = model if mode == "constrained" else freed_copy(model)
     for p in net.parameters():
         p.requires_grad_(True)
-    meta = {**(metadata or {}), "kind": "HandNet", "finetune": mode}
-    meta["trainable_parameters"] = trainable_parameters(net)
+    trainable = trainable_parameters(net)
+    meta = (metadata or CheckpointMeta()).with_(
+        kind="HandNet", mode=mode, trainable_parameters=trainable
+    )
     result = fit(net, train, test, config, out_dir=out_dir, metadata=meta, resume=resume,
                  quiet=quiet, desc=f"finetune {mode}", on_epoch_end=on_epoch_end)  # fmt: skip
-    return FinetuneResult(net, result, meta["trainable_parameters"])
-
-
-def fit_gabor_specs(
-    weight: torch.Tensor, init: list[GaborSpec], steps: int = 300, lr: float = 0.05
-) -> tuple[list[GaborSpec], torch.Tensor]:
-    """Fit one zero-mean Gabor per kernel of ``weight [C, 1, k, k]``, starting from ``init``.
-
-    Returns the fitted specs and ``R^2 [C]`` (1 - residual / variance of each kernel).
-    """
-    layer = GaborConv2d(init, weight.shape[-1], zero_mean=True)
-    target = weight.detach().float().cpu()
-    opt = torch.optim.Adam(layer.parameters(), lr=lr)
-    with torch.enable_grad():  # callers may be under no_grad
-        for _ in range(steps):
-            opt.zero_grad()
-            ((layer.weight - target) ** 2).sum().backward()
-            opt.step()
-    with torch.no_grad():
-        residual = ((layer.weight - target) ** 2).sum(dim=(1, 2, 3))
-        total = ((target - target.mean(dim=(2, 3), keepdim=True)) ** 2).sum(dim=(1, 2, 3))
-        r2 = 1 - residual / total.clamp_min(1e-12)
-    return layer.specs, r2
-
-
-def _describe(spec: GaborSpec) -> str:
-    return describe_gabor(spec.orientation, spec.phase + (180.0 if spec.gain < 0 else 0.0))
+    return FinetuneResult(net, result, trainable)
 
 
 @torch.no_grad()
 def filter_drift(before: HandNet, after: HandNet) -> pd.DataFrame:
     """One row per conv channel (1-based ``channel``): description before and after, the
     relative weight change, and for conv1 the R^2 of a Gabor fitted to the new kernel (and its
-    description); for conv2 the share of weight energy outside the rule's pairs."""
+    description); for conv2 the share of weight energy outside the rule's pairs.
+
+    The fitted Gabor is of the family conv1 was built from, zero-mean and centred on the kernel
+    (:func:`dissect.gabor.gabor_fit`), so that its phase says which side of a line it fires on.
+    """
     rows = []
-    init = before.current_config().conv1
-    conv1 = after.conv1
-    specs, r2 = fit_gabor_specs(conv1.weight, list(init))  # type: ignore[union-attr,arg-type]
     for name in before.conv_names:
         w0, w1 = getattr(before, name).weight.cpu(), getattr(after, name).weight.cpu()
+        if name == "conv1":
+            fits = [
+                gabor_fit(k[0].detach().double().numpy(), zero_mean=True, centred=True) for k in w1
+            ]
         change = (w1 - w0).flatten(1).norm(dim=1) / w0.flatten(1).norm(dim=1).clamp_min(1e-12)
         mask = (w0.abs().sum(dim=(2, 3)) > 0).float()[:, :, None, None]
         outside = ((w1 * (1 - mask)) ** 2).sum(dim=(1, 2, 3)) / (w1**2).sum(dim=(1, 2, 3))
@@ -142,7 +129,10 @@ def filter_drift(before: HandNet, after: HandNet) -> pd.DataFrame:
             row = {"layer": name, "channel": c + 1, "description_before": desc,
                    "relative_change": change[c].item()}  # fmt: skip
             if name == "conv1":
-                row.update(gabor_r2=r2[c].item(), description_after=_describe(specs[c]))
+                fit = fits[c]
+                row.update(
+                    gabor_r2=fit.r2, description_after=describe_gabor(fit.orientation, fit.phase)
+                )
             else:
                 row.update(off_rule_energy=outside[c].item(), description_after=desc)
             rows.append(row)

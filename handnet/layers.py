@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from handnet.filters import GaborSpec, along_across, centred_grid, describe_gabor, gabor_kernel
+from dissect.gabor import along_across, centred_grid, gabor_kernel
+from handnet.filters import GaborSpec, describe_gabor
 
 __all__ = ["GaborConv2d", "RuleConv2d", "Rule", "Term", "spatial_profile"]
 
@@ -44,7 +45,8 @@ class GaborConv2d(nn.Module):
         def param(values: list[float]) -> nn.Parameter:
             return nn.Parameter(torch.tensor(values, dtype=torch.float32))
 
-        # Stored in units where Adam's step sizes are sensible: radians and logarithms.
+        # Stored in units where Adam's step sizes are sensible: radians and logarithms; the
+        # kernel (and every spec read back) takes degrees, converted in `weight` and `specs`.
         self.orientation = param([math.radians(s.orientation) for s in specs])
         self.log_wavelength = param([math.log(s.wavelength) for s in specs])
         self.phase = param([math.radians(s.phase) for s in specs])
@@ -125,7 +127,9 @@ def spatial_profile(
     dy: torch.Tensor,
 ) -> torch.Tensor:
     """Oriented Gaussians ``[K, size, size]`` (each summing to 1) for parameters of shape ``[K]``."""
-    x, y = centred_grid(size, length.device)
+    x, y = (
+        torch.as_tensor(v, dtype=length.dtype, device=length.device) for v in centred_grid(size)
+    )
     along, across = along_across(
         x - dx[:, None, None], y - dy[:, None, None], orientation_deg[:, None, None]
     )

@@ -16,6 +16,7 @@ import torch
 
 from dissect.ablation import ablation_table
 from dissect.audit import explain_prediction
+from dissect.figures import image_grid_png
 from dissect.gabor import first_layer_fits
 from dissect.head import class_drivers, score_contributions
 from dissect.infra.atomic import atomic_write_text
@@ -28,7 +29,7 @@ from dissect.specimen import Specimen
 from dissect.subject import Subject
 from dissect.superstimuli import class_superstimuli, layer_superstimuli
 from reports.content import data_uri, frame_table
-from reports.figures import activation_grid, digits_grid, image_grid, mosaic_png
+from reports.figures import activation_grid, digits_grid, mosaic_png
 from reports.html import render_html
 from reports.pdf import write_pdf
 
@@ -116,7 +117,7 @@ def _superstimuli(
             else ""
         )
         out.append({"title": f"{layer}: one image per channel (1, 2, ... row by row){said}",
-                    "src": data_uri(image_grid(r.images.mean(1, keepdim=True)))})  # fmt: skip
+                    "src": data_uri(image_grid_png(r.images.mean(1, keepdim=True)))})  # fmt: skip
     r = class_superstimuli(s, steps=steps)
     captions = [f"{s.class_names[k]}: p={float(p):.2f}" for k, p in enumerate(r.activation)]
     out.append({"title": "classes: the study's class objective",

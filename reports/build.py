@@ -8,10 +8,10 @@ from pathlib import Path
 
 from dissect.infra.atomic import atomic_write_text
 from dissect.infra.errors import AuditError
-from reports import content
+from reports import content, content_networks
 from reports.html import render_html
+from reports.networks import NETWORKS
 from reports.pdf import write_pdf
-from reports.stages import NETWORKS
 
 __all__ = ["build_report", "report_context"]
 
@@ -36,9 +36,9 @@ def report_context(run_dir: Path) -> dict:
         "first_layer": content.first_layer(view),
         "confusions": [content.confusion_section(view, n) for n in nets],
         "animations": content.animations(view),
-        "verdicts": content.claims_section(view),
-        "superstimuli": content.superstimuli(view),
-        "dissections": content.dissections(view),
+        "verdicts": content_networks.claims_section(view),
+        "superstimuli": content_networks.superstimuli(view),
+        "dissections": content_networks.dissections(view),
         "notes": {
             "handnet": view.missing("handnet-build"),
             "dissect": view.missing(*(f"dissect-{n.key}" for n in NETWORKS[:1])),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from dissect.infra.errors import AuditError
 from dissect.infra.runtime import CliParser, run_cli
+from reports.cli_build import add_build_parser
 
 __all__ = ["main", "build_parser"]
 
@@ -92,13 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run N processes on this machine through torchrun (gloo on CPU, NCCL on GPUs)",
     )  # fmt: skip
     r.set_defaults(func=cmd_run, check=check_run)
-    b = sub.add_parser(
-        "build", help="rebuild the report of an existing run folder",
-        description="Rebuild runs/NAME/report/ from the finished stages of a run folder.",
-    )  # fmt: skip
-    b.add_argument("run_dir", help="run folder, e.g. runs/default")
-    b.add_argument("--quiet", action="store_true", help="no progress display")
-    b.set_defaults(func=cmd_build, check=check_build)
+    add_build_parser(sub, d, positive_int)
     _audit_parser(sub, positive_int)
     return parser
 
@@ -170,37 +165,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_build(args: argparse.Namespace) -> None:
-    from reports.pipeline import RUN_FILE, read_record
-
-    run_dir = Path(args.run_dir)
-    if not run_dir.is_dir():
-        raise AuditError(f"{run_dir} is not a folder: give a run folder such as runs/default")
-    if not (run_dir / RUN_FILE).is_file() and read_record(run_dir / "train") is None:
-        raise AuditError(
-            f"{run_dir} is not a run folder (no run.json, no train/stage.json): "
-            "make one with `reports run --name NAME`"
-        )
-    if read_record(run_dir / "train") is None:
-        raise AuditError(
-            f"{run_dir}: stage 'train' has not finished, so there is nothing to report: run "
-            f"`reports run --name {run_dir.name} --runs-root {run_dir.parent}` first"
-        )
-    if (run_dir / "report").exists() and not (run_dir / "report").is_dir():
-        raise AuditError(f"{run_dir / 'report'} is a file: move it away, the report goes there")
-
-
-def cmd_build(args: argparse.Namespace) -> int:
-    from reports.build import build_report
-
-    run_dir = Path(args.run_dir)
-    if not run_dir.is_dir():
-        raise AuditError(f"{run_dir} is not a folder: give a run folder such as runs/default")
-    paths = build_report(run_dir, quiet=args.quiet)
-    print(f"report in {' and '.join(map(str, paths.values()))}")
-    return 0
-
-
 def check_audit(args: argparse.Namespace) -> None:
     from dissect.cli_model import check_model_options
     from dissect.infra.datasets import check_data
@@ -214,7 +178,7 @@ def check_audit(args: argparse.Namespace) -> None:
     if args.ckpt:
         from dissect.infra.checkpoints import read_metadata
 
-        data = read_metadata(args.ckpt).get("data") or {}
+        data = read_metadata(args.ckpt).data
         name = args.dataset or data.get("name") or "mnist-5k"
         check_data(name, args.data_dir or (None if args.dataset else data.get("data_dir")))
     else:

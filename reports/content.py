@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from reports import figures
+from reports.networks import NETWORKS, Network
 from reports.pipeline import RUN_FILE, read_record
-from reports.stages import NETWORKS, Network
 
 __all__ = ["RunView", "data_uri", "file_uri", "missing_note", "overview", "confusion_section"]
 
@@ -40,7 +40,6 @@ class RunView:
         self.run_dir = Path(run_dir)
         path = self.run_dir / RUN_FILE
         self.config: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
-        self._images: np.ndarray | None = None
 
     @property
     def name(self) -> str:
@@ -60,19 +59,9 @@ class RunView:
                     "unavailable"
                 )
                 if reason:
-                    return f"stage '{stage}' could not run on this install: {reason}"
+                    return f"stage '{stage}' is not available: {reason}"
                 return missing_note(self.run_dir, stage)
         return None
-
-    def test_images(self) -> np.ndarray:
-        """Test images ``[N, 28, 28]`` in [0, 1], as the trained net saw them."""
-        if self._images is None:
-            from dissect.infra.checkpoints import load_checkpoint_data, read_metadata
-
-            meta = read_metadata(self.run_dir / self.summary("train")["checkpoint"])
-            images, _ = load_checkpoint_data(meta, "test")
-            self._images = images[:, 0].numpy()
-        return self._images
 
 
 def missing_note(run_dir: Path, stage: str) -> str:
@@ -131,8 +120,9 @@ def training(view: RunView) -> dict[str, Any]:
 
 def confusion_section(view: RunView, net: Network, per_cell: int = 4) -> dict[str, Any]:
     """Counts per (true, predicted) cell, with the most confident examples of each cell."""
-    frame = pd.read_csv(view.run_dir / f"measure-{net.key}" / "predictions.csv")
-    images = view.test_images()
+    folder = view.run_dir / f"measure-{net.key}"
+    frame = pd.read_csv(folder / "predictions.csv")
+    images = example_digits(folder / "examples.npz")
     counts = pd.crosstab(frame["label"], frame["pred"]).reindex(
         index=range(10), columns=range(10), fill_value=0
     )  # noqa: E501
@@ -145,7 +135,7 @@ def confusion_section(view: RunView, net: Network, per_cell: int = 4) -> dict[st
         ]
     mistakes = frame[frame["label"] != frame["pred"]].nlargest(16, "confidence")
     grid = figures.digits_grid(
-        images[mistakes["index"].to_numpy()],
+        np.stack([images[int(i)] for i in mistakes["index"]]),
         [f"{t}->{p} ({c:.2f})" for t, p, c in zip(mistakes["label"], mistakes["pred"], mistakes["confidence"], strict=True)],  # noqa: E501
     ) if len(mistakes) else None  # fmt: skip
     return {
@@ -158,37 +148,27 @@ def confusion_section(view: RunView, net: Network, per_cell: int = 4) -> dict[st
     }
 
 
-def first_layer_maps(model: Any, images: np.ndarray) -> np.ndarray:
-    """conv1 + ReLU of ``images [N, 28, 28]`` -> ``[N, C, 28, 28]``."""
-    import torch
+def example_digits(path: Path) -> dict[int, np.ndarray]:
+    """The test digits a measure stage kept for the confusion section, by test-set index."""
+    if not path.is_file():
+        return {}
+    with np.load(path) as data:
+        return {int(i): image for i, image in zip(data["index"], data["images"], strict=True)}
 
-    with torch.no_grad():
-        x = torch.as_tensor(images[:, None], dtype=torch.float32, device=model.conv1.weight.device)
-        return torch.relu(model.conv1(model.normalize(x))).cpu().numpy()
 
-
-def first_layer(view: RunView, samples: tuple[int, ...] = (0,)) -> list[dict[str, Any]]:
-    """conv1 filters of each network, and the maps they make of a few real test digits."""
-    from dissect.infra.checkpoints import load_checkpoint
-    from dissect.specimen import specimen_of
-
+def first_layer(view: RunView) -> list[dict[str, Any]]:
+    """conv1 filters of each network, and the maps they make of a real test digit."""
     out = []
     for net in NETWORKS:
-        checkpoint = view.summary(net.stage).get("checkpoint")
-        if checkpoint is None:
+        folder = view.run_dir / f"dissect-{net.key}"
+        filters, maps = folder / "conv1-filters.png", folder / "conv1-maps.png"
+        if view.record(folder.name) is None or not filters.is_file():
             continue
-        model, _ = load_checkpoint(view.run_dir / checkpoint)
-        digits = view.test_images()[list(samples)]
-        maps = first_layer_maps(model, digits)
-        captions = [f"{net.title}: conv1 on test digit #{i}" for i in samples]
         out.append(
             {
                 "title": net.title,
-                "filters": data_uri(figures.mosaic_png(specimen_of(model).conv("conv1").weight)),
-                "maps": [
-                    data_uri(figures.activation_grid(d, m, c))
-                    for d, m, c in zip(digits, maps, captions, strict=True)
-                ],
+                "filters": file_uri(filters),
+                "maps": [file_uri(maps)] if maps.is_file() else [],
             }
         )
     return out
@@ -217,36 +197,6 @@ def animations(view: RunView) -> list[dict[str, Any]]:
             }
         )
     return out
-
-
-def measures_by_network(view: RunView) -> dict[str, dict[str, Any]]:
-    return {n.key: view.summary(f"measure-{n.key}") for n in available_networks(view)}
-
-
-def dissections_by_network(view: RunView) -> dict[str, dict[str, Any]]:
-    """The dissect and explain summaries of each network, merged (the scorecard's figures)."""
-    return {
-        n.key: {**view.summary(f"dissect-{n.key}"), **view.summary(f"explain-{n.key}")}
-        for n in NETWORKS
-        if view.record(f"dissect-{n.key}")
-    }
-
-
-def claims_section(view: RunView) -> dict[str, Any]:
-    from reports.verdicts import SCORE_FIELDS, claims, scorecard
-
-    dissections = dissections_by_network(view)
-    orientations = dissections.get("simpleconvnet", {}).get("orientations")
-    described = dissections.get("simpleconvnet", {}).get("described_orientations")
-    titles = {n.key: n.title for n in NETWORKS}
-    rows = scorecard(dissections)
-    for row in rows:
-        row["network"] = titles[row["network"]]
-    return {
-        "claims": claims(measures_by_network(view), view.summary("prune"), orientations, described),
-        "scorecard": rows,
-        "fields": SCORE_FIELDS,
-    }
 
 
 def csv_table(path: Path, max_rows: int | None = None, digits: int = 3) -> dict[str, Any] | None:
@@ -302,63 +252,3 @@ def pruning(view: RunView) -> dict[str, Any]:
         "removed": removed_channels(folder),
         "redundancy": (summary.get("redundancy") or {}).get("evidence"),
     }
-
-
-def superstimuli(view: RunView) -> list[dict[str, Any]]:
-    """Per network: one grid per layer (``conv1.png``...) and ``classes.png``."""
-    out = []
-    for net in NETWORKS:
-        folder = view.run_dir / f"superstimuli-{net.key}"
-        if view.record(folder.name) is not None:
-            out.append({"title": net.title, "images": images_in(folder)})
-    return out
-
-
-def channel_dissections(folder: Path) -> list[dict[str, Any]]:
-    """``channels/<layer>-<NN>.png`` figures, each with the contribution table beside it."""
-    return [
-        {
-            "name": png.stem,
-            "figure": file_uri(png),
-            "table": csv_table(png.with_suffix(".csv")),
-        }
-        for png in sorted((folder / "channels").glob("*.png"))
-    ]
-
-
-def read_audits(path: Path) -> list[dict[str, Any]]:
-    """The sample audits a dissect stage wrote, with their digit images embedded."""
-    audits = json.loads(path.read_text()) if path.is_file() else []
-    for a in audits:
-        image = path.parent / str(a.get("image", ""))
-        a["image"] = file_uri(image) if a.get("image") and image.is_file() else None
-    return audits
-
-
-def _paragraphs(path: Path) -> list[str]:
-    return [p for p in path.read_text().split("\n\n") if p.strip()] if path.is_file() else []
-
-
-def dissection(view: RunView, net: Network) -> dict[str, Any] | None:
-    """What the dissect stage of ``net`` wrote, or ``None`` when it has not run."""
-    folder = view.run_dir / f"dissect-{net.key}"
-    explain = view.run_dir / f"explain-{net.key}"
-    if view.record(folder.name) is None:
-        return None
-    probes = folder / "probes.png"
-    return {
-        "key": net.key,
-        "title": net.title,
-        "labels": csv_table(folder / "labels.csv"),
-        "gabor": csv_table(folder / "gabor.csv"),
-        "probes": file_uri(probes) if probes.is_file() else None,
-        "channels": channel_dissections(explain) or channel_dissections(folder),
-        "head": csv_table(explain / "head.csv") or csv_table(folder / "head.csv"),
-        "reasoning": _paragraphs(explain / "reasoning.txt"),
-        "ablation": csv_table(explain / "agreement.csv") or csv_table(folder / "ablation.csv"),
-        "audits": read_audits(folder / "audit.json"),
-    }
-
-
-def dissections(view: RunView) -> list[dict[str, Any]]:
-    return [d for d in (dissection(view, n) for n in NETWORKS) if d is not None]

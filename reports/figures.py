@@ -27,7 +27,6 @@ __all__ = [
     "digits_grid",
     "line_plot",
     "activation_grid",
-    "image_grid",
     "maps_table",
 ]
 
@@ -137,23 +136,6 @@ def activation_grid(digit: np.ndarray, maps: np.ndarray, title: str, columns: in
         r, q = (0, 0) if k == 0 else (1 + (k - 1) // columns, (k - 1) % columns)
         canvas.tile(arr, label, q, 0.35 + r * (1 + band), band, 6, **style)
     return figure_png(canvas.done())
-
-
-def image_grid(images: torch.Tensor, columns: int = 16, scale: int = 2, gap: int = 3) -> bytes:
-    """Images ``[N, 1, H, W]`` (e.g. one superstimulus per channel), each stretched to its own
-    range, laid out row by row in channel order, as one grey PNG."""
-    x = images.detach().float().cpu()[:, 0]
-    lo = x.flatten(1).min(1).values[:, None, None]
-    hi = x.flatten(1).max(1).values[:, None, None]
-    pixels = ((x - lo) / (hi - lo + 1e-12) * 255).to(torch.uint8).numpy()
-    n, h, w = pixels.shape
-    rows, cols = -(-n // columns), min(n, columns)
-    canvas = np.full((rows * (h + gap), cols * (w + gap)), 255, np.uint8)
-    for i in range(n):
-        r, q = divmod(i, columns)
-        canvas[r * (h + gap) : r * (h + gap) + h, q * (w + gap) : q * (w + gap) + w] = pixels[i]
-    img = Image.fromarray(canvas, mode="L")
-    return _image_png(img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST))
 
 
 def maps_table(inputs: np.ndarray, maps: np.ndarray, row_titles: Sequence[str]) -> bytes:

@@ -15,7 +15,6 @@ import errno
 import glob
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -29,10 +28,17 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from dissect.infra.atomic import atomic_path, atomic_write_text
-from dissect.infra.checkpoints import load_checkpoint, read_metadata, save_model
+from dissect.infra.checkpoints import (
+    CheckpointMeta,
+    load_checkpoint,
+    package_versions,
+    read_metadata,
+    save_model,
+)
 from dissect.infra.errors import AuditError
 
 __all__ = [
+    "CheckpointMeta",
     "load_checkpoint",
     "load_model",
     "read_metadata",
@@ -52,7 +58,7 @@ ModelT = TypeVar("ModelT", bound=nn.Module)
 
 def load_model(
     path: str | Path, cls: type[ModelT], map_location: str | torch.device = "cpu"
-) -> tuple[ModelT, dict[str, Any]]:
+) -> tuple[ModelT, CheckpointMeta]:
     """:func:`load_checkpoint` for a caller that needs a ``cls`` (e.g. ``SimpleConvNet``, which
     ``HandNet`` extends): ``(model, metadata)``; a checkpoint of another architecture raises
     :class:`AuditError`."""
@@ -62,20 +68,6 @@ def load_model(
             f"checkpoint {str(path)!r} holds a {type(model).__name__}, not a {cls.__name__}"
         )
     return model, meta
-
-
-def package_versions() -> dict[str, str]:
-    import numpy
-    import safetensors
-    import torchvision
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "numpy": numpy.__version__,
-        "safetensors": safetensors.__version__,
-    }
 
 
 def save_training_state(

@@ -4,7 +4,24 @@ from __future__ import annotations
 
 import argparse
 import math
-from pathlib import Path
+
+from dissect.infra import distributed as dist
+from dissect.infra.errors import AuditError
+from dissect.infra.runtime import check_device, non_negative_float, positive_int
+from simpleconvnet.cli_common import (
+    add_common_options,
+    add_out_options,
+    check_checkpoint,
+    check_checkpoint_data,
+    check_out,
+    clear_run,
+    seed_number,
+    setup_runtime,
+)
+from simpleconvnet.criteria import CRITERIA
+from simpleconvnet.model import SimpleConvNet
+from simpleconvnet.prune import PruneConfig
+from simpleconvnet.steps import PruneStep, prune_step
 
 __all__ = ["register", "parse_weights", "parse_targets"]
 
@@ -13,9 +30,6 @@ def parse_weights(text: str) -> dict[str, float]:
     """``variation=1,structure=1,superstimulus=0.5,selectivity=1`` -> dict (missing: 0).
 
     Names must be known criteria, weights finite and 0 or more, and at least one above 0."""
-    from dissect.infra.errors import AuditError
-    from simpleconvnet.criteria import CRITERIA
-
     known = ", ".join(CRITERIA)
     weights: dict[str, float] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
@@ -40,8 +54,6 @@ def parse_weights(text: str) -> dict[str, float]:
 def parse_targets(text: str, widths: tuple[int, ...], option: str = "--targets") -> tuple[int, ...]:
     """Target widths for the first ``len(targets)`` conv layers of a net of ``widths``: 1 to
     ``len(widths)`` whole numbers, each from 1 to the layer's width."""
-    from dissect.infra.errors import AuditError
-
     shown = ",".join(map(str, widths))
     allowed = (
         f"1 to {len(widths)} comma-separated widths, each from 1 to the layer's width ({shown})"
@@ -68,9 +80,6 @@ def parse_targets(text: str, widths: tuple[int, ...], option: str = "--targets")
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``prune`` subcommand."""
-    from dissect.infra.runtime import non_negative_float
-    from simpleconvnet.cli import add_common_options, add_out_options, positive_int, seed_number
-
     p = sub.add_parser(
         "prune",
         help="prune a trained SimpleConvNet iteratively",
@@ -99,6 +108,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--final-epochs", type=positive_int, default=40, help="retraining after the last cut"
     )
+    p.add_argument(
+        "--superstimulus-steps", type=positive_int, default=PruneConfig().superstimulus_steps,
+        help="optimisation steps of each channel's plain superstimulus (a criterion)",
+    )  # fmt: skip
     p.add_argument("--keep-conv3", action="store_true", help="do not test dropping conv3")
     p.add_argument("--random", action="store_true", help="baseline: choose channels at random")
     p.add_argument("--seed", type=seed_number, default=0, help="seed of retraining (and --random)")
@@ -111,11 +124,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def check_prune(args: argparse.Namespace) -> tuple[int, ...]:
     """Every option and the checkpoint, before any work; returns the target widths."""
-    from dissect.infra.errors import AuditError
-    from dissect.infra.runtime import check_device
-    from simpleconvnet.cli import check_checkpoint, check_checkpoint_data, check_out
-    from simpleconvnet.model import SimpleConvNet
-
     check_device(args.device)
     parse_weights(args.weights)
     check_out(
@@ -134,37 +142,25 @@ def check_prune(args: argparse.Namespace) -> tuple[int, ...]:
     return targets
 
 
-def cmd_prune(args: argparse.Namespace) -> int:
-    from dissect.infra import distributed as dist
-    from dissect.infra.checkpoints import load_checkpoint, load_checkpoint_data
-    from simpleconvnet.cli import clear_run, setup_runtime
-    from simpleconvnet.model import SimpleConvNet
-    from simpleconvnet.prune import PruneConfig, choose_at_random, choose_by_score, prune
-
+def prune_step_of(args: argparse.Namespace) -> PruneStep:
+    """The :class:`~simpleconvnet.steps.PruneStep` that ``simpleconvnet prune``'s options ask
+    for (the target widths as :func:`check_prune` found them)."""
     targets = getattr(args, "target_widths", None) or check_prune(args)
     config = PruneConfig(
         iterations=args.iterations, targets=targets,
         budget=args.budget, weights=parse_weights(args.weights), epochs=args.epochs,
         final_epochs=args.final_epochs, seed=args.seed, drop_redundant=not args.keep_conv3,
+        superstimulus_steps=args.superstimulus_steps,
     )  # fmt: skip
+    return PruneStep(source=args.ckpt, pruning=config, random=args.random, resume=args.resume)
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    step = prune_step_of(args)
     device = setup_runtime(args)
-    model, meta = load_checkpoint(args.ckpt, map_location=device)
-    assert isinstance(model, SimpleConvNet)  # check_prune refused any other class
-    train = load_checkpoint_data(meta, "train")
-    test = load_checkpoint_data(meta, "test")
     if args.force:
         clear_run(args.out)
-    chooser = choose_at_random(args.seed) if args.random else choose_by_score
-    result = prune(
-        model, train, test, config, out_dir=args.out, metadata={k: meta[k] for k in ("kind", "data") if k in meta},
-        chooser=chooser, resume=args.resume, quiet=args.quiet,
-    )  # fmt: skip
+    outcome = prune_step(step, args.out, device, args.quiet)
     if dist.is_main():
-        h = result.history
-        print(result.redundancy.get("reason", ""))
-        print(
-            f"pruned to {h['widths'].iloc[-1]}: accuracy {h['accuracy_before_cut'].iloc[0]:.2%} -> "
-            f"{h['accuracy_after_retraining'].iloc[-1]:.2%}, conv parameters "
-            f"{h['conv_parameters'].iloc[0]:,} -> {h['conv_parameters'].iloc[-1]:,}; in {Path(args.out)}/"
-        )
+        print(outcome.message)
     return 0

@@ -39,39 +39,28 @@ def _channel_sums(model: nn.Module, layer: str, data: Data, batch_size: int = 50
     """Per channel: sum, sum of squares and count of activations, and per-class sums of the
     spatial mean activation, over this rank's shard, reduced across ranks (float64)."""
     images, labels = data
+    if len(images) == 0:
+        raise ValueError("no images to take channel statistics over")
     device = next(model.parameters()).device
-    # CPU indices: they index the images and labels on any device
-    idx = torch.as_tensor(list(dist.shard(len(images))), dtype=torch.long, device="cpu")
-    sums: Sums | None = None
-    for start in range(0, len(idx), batch_size):
-        part = idx[start : start + batch_size]
-        a = layer_activation(model, layer, images[part].to(device)).double().cpu()
-        if sums is None:
-            c = a.shape[1]
-            sums = (
-                torch.zeros(c, dtype=torch.float64, device=a.device),
-                torch.zeros(c, dtype=torch.float64, device=a.device),
-                torch.zeros((), dtype=torch.float64, device=a.device),
-                torch.zeros(10, c, dtype=torch.float64, device=a.device),
-                torch.zeros(10, dtype=torch.float64, device=a.device),
-            )
-        s1, s2, count, per_class, class_n = sums  # accumulated in place
-        s1 += a.sum((0, 2, 3))
-        s2 += (a * a).sum((0, 2, 3))
-        count += a.shape[0] * a.shape[2] * a.shape[3]
-        y = labels[part].cpu()
-        per_class.index_add_(0, y, a.mean((2, 3)))
-        class_n += torch.bincount(y, minlength=10).double()
-    if sums is None:
-        raise ValueError("no images to take channel statistics over on this rank")
-    s1, s2, count, per_class, class_n = sums
-    return (
-        dist.all_reduce_sum(s1),
-        dist.all_reduce_sum(s2),
-        dist.all_reduce_sum(count),
-        dist.all_reduce_sum(per_class),
-        dist.all_reduce_sum(class_n),
+
+    def sums(x: torch.Tensor, y: torch.Tensor) -> Sums:
+        a = layer_activation(model, layer, x.to(device)).double().cpu()
+        y = y.cpu()
+        per_class = torch.zeros(10, a.shape[1], dtype=torch.float64, device=a.device)
+        return (
+            a.sum((0, 2, 3)),
+            (a * a).sum((0, 2, 3)),
+            torch.tensor(
+                float(a.shape[0] * a.shape[2] * a.shape[3]), dtype=torch.float64, device="cpu"
+            ),
+            per_class.index_add_(0, y, a.mean((2, 3))),
+            torch.bincount(y, minlength=10).double(),
+        )
+
+    s1, s2, count, per_class, class_n = dist.sharded_sum(
+        sums, images, labels, batch_size=batch_size
     )
+    return s1, s2, count, per_class, class_n
 
 
 def activation_variation(model: nn.Module, layer: str, data: Data) -> torch.Tensor:

@@ -1,7 +1,8 @@
 """Iterative outer-channel pruning: score, cut, retrain, repeat; plus the redundant-layer step.
 
-Pure parts: :func:`schedule` (widths per iteration) and :func:`choose_by_score` /
-:func:`choose_at_random` (which channels stay). :func:`prune` is the loop; it writes, per
+Which channels each cut keeps is :mod:`simpleconvnet.selection` (schedule, choosers, the cut),
+how to prune :class:`~simpleconvnet.prune_config.PruneConfig`, the run folder
+:mod:`simpleconvnet.prune_folder`. :func:`prune` is the loop; it writes, per
 iteration, a checkpoint ``iter_K/`` and appends to ``history.csv`` and ``scores.csv``, and
 resumes from the last finished iteration (``state.json``, written last, says which; every
 checkpoint folder is written whole, then swapped in: see
@@ -10,10 +11,8 @@ checkpoint folder is written whole, then swapped in: see
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,45 +20,29 @@ import pandas as pd
 import torch
 
 from dissect.infra import distributed as dist
-from dissect.infra.atomic import atomic_save, atomic_write_text
-from dissect.infra.checkpoints import save_model
+from dissect.infra.checkpoints import CheckpointMeta
 from dissect.infra.errors import AuditError
 from dissect.infra.runtime import progress
-from simpleconvnet.checkpoint import atomic_folder, load_model, recover_folder
-from simpleconvnet.criteria import CRITERIA, combine
 from simpleconvnet.model import SimpleConvNet
+from simpleconvnet.prune_config import PruneConfig
+from simpleconvnet.prune_folder import accuracy_metrics, resume_run, save_folder, write_iteration
 from simpleconvnet.redundancy import COPY_CORRELATION, copy_correlation, refit_head_without
-from simpleconvnet.surgery import conv_parameter_count, drop_last_conv, remove_channels
+from simpleconvnet.selection import (
+    Chooser,
+    choose_at_random,
+    choose_by_score,
+    cut,
+    schedule,
+    score_data,
+)
+from simpleconvnet.surgery import conv_parameter_count, drop_last_conv
 from simpleconvnet.train import TrainConfig, evaluate, fit
 
 __all__ = ["PruneConfig", "PruneResult", "schedule", "choose_by_score", "choose_at_random", "prune"]
 
 Data = tuple[torch.Tensor, torch.Tensor]
-Chooser = Callable[[str, torch.Tensor, int, int], list[int]]
-DEFAULT_WEIGHTS = {"variation": 1.0, "structure": 1.0, "superstimulus": 1.0, "selectivity": 1.0}
-
-
-@dataclass(frozen=True)
-class PruneConfig:
-    iterations: int = 7
-    # conv3's width applies while it is kept; the redundant-layer test may then drop it
-    targets: tuple[int, ...] = (8, 16, 16)
-    budget: float = 0.5  # accuracy points the pruned net may lose against the unpruned one
-    weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
-    epochs: int = 3
-    final_epochs: int = 40
-    lr: float = 1e-3
-    seed: int = 0
-    drop_redundant: bool = True
-    score_images: int = 1000
-    superstimulus_steps: int = 128
-
-    def __post_init__(self) -> None:
-        unknown = set(self.weights) - set(CRITERIA)
-        if unknown:
-            raise AuditError(f"unknown criteria {sorted(unknown)}: use {', '.join(CRITERIA)}")
-        if self.iterations < 1 or min(self.targets, default=1) < 1:
-            raise AuditError("--iterations and every --targets width must be at least 1")
+#: The name ``tests/scripts/dist_stats.py`` imports the cut by.
+_cut = cut
 
 
 @dataclass
@@ -68,49 +51,6 @@ class PruneResult:
     history: pd.DataFrame
     scores: pd.DataFrame
     redundancy: dict[str, Any]
-
-
-def schedule(start: int, target: int, iterations: int) -> list[int]:
-    """Widths after each of ``iterations`` cuts: geometric from ``start`` to ``target``."""
-    if target >= start:
-        return [start] * iterations
-    ratio = (target / start) ** (1 / iterations)
-    widths = [max(target, round(start * ratio**k)) for k in range(1, iterations + 1)]
-    widths[-1] = target
-    return widths
-
-
-def choose_by_score(layer: str, combined: torch.Tensor, n_keep: int, iteration: int) -> list[int]:
-    """Keep the ``n_keep`` channels with the highest combined score (ties: lower index)."""
-    order = torch.argsort(-combined, stable=True)
-    return sorted(order[:n_keep].tolist())
-
-
-def choose_at_random(seed: int) -> Chooser:
-    """A baseline chooser: ``n_keep`` channels drawn at random (seeded per layer/iteration)."""
-
-    def choose(layer: str, combined: torch.Tensor, n_keep: int, iteration: int) -> list[int]:
-        g = torch.Generator().manual_seed(seed * 7919 + iteration * 31 + int(layer[-1]))
-        return sorted(torch.randperm(len(combined), generator=g, device=g.device)[:n_keep].tolist())
-
-    return choose
-
-
-def _score_layer(
-    model, layer, data, config: PruneConfig
-) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    options = {"superstimulus": {"steps": config.superstimulus_steps}}
-    scores = {
-        name: CRITERIA[name](model, layer, data, **options.get(name, {})).cpu()
-        for name, w in config.weights.items()
-        if w > 0
-    }
-    return scores, combine(scores, config.weights)
-
-
-def _score_data(train: Data, n: int) -> Data:
-    stride = max(1, len(train[0]) // n)
-    return train[0][::stride][:n], train[1][::stride][:n]
 
 
 def _retrain(model, train, test, epochs: int, lr: float, seed: int, quiet: bool, desc: str):
@@ -125,7 +65,7 @@ def _redundancy_step(
     third conv layer, the net without it: fc4 refitted in closed form, then retrained
     ``final_epochs``. The layer goes when that net stays within ``budget`` points of the
     unpruned accuracy (``baseline``); ``with_layer`` (the pruned net with it) is reported."""
-    data = _score_data(train, config.score_images)
+    data = score_data(train, config.score_images)
     report: dict[str, Any] = {
         "baseline_accuracy": baseline,
         "accuracy_with": with_layer,
@@ -167,47 +107,17 @@ def _redundancy_step(
     return (without if report["dropped"] else model), report
 
 
-def _origin_after(origin: list[int], keep: list[int]) -> list[int]:
-    return [origin[k] for k in keep]
-
-
-def _save_folder(folder: Path, model, meta: dict[str, Any]) -> None:
-    """A checkpoint folder written whole, then swapped in: never half old, half new."""
-    with atomic_folder(folder) as tmp:
-        save_model(tmp, model, meta)
-
-
-def _write(out: Path, model, meta, iteration, rows, score_rows, origins, redundancy) -> None:
-    """Write iteration ``iteration``; ``state.json`` (one file, written last) is the commit
-    point: everything ``--resume`` reads is in it or in the ``iter_K/`` folder it names, which
-    is complete before it. The tables before it are at most ahead of it after a kill, and the
-    iteration trained again writes them again."""
-    if dist.is_main():
-        _save_folder(out / f"iter_{iteration}", model, {**meta, "pruning_iteration": iteration})
-        atomic_save(out / "history.csv", lambda p: pd.DataFrame(rows).to_csv(p, index=False))
-        atomic_save(out / "scores.csv", lambda p: pd.DataFrame(score_rows).to_csv(p, index=False))
-        atomic_write_text(out / "redundancy.json", json.dumps(redundancy, indent=2))
-        state = {"done": iteration, "origins": origins, "rows": rows, "score_rows": score_rows,
-                 "redundancy": redundancy}  # fmt: skip
-        atomic_write_text(out / "state.json", json.dumps(state))
-    dist.barrier()
-
-
-def _resume(out: Path, device) -> tuple[int, SimpleConvNet | None, dict, list, list, dict]:
-    state_path = out / "state.json"
-    if not state_path.is_file():
-        return -1, None, {}, [], [], {}
-    state = json.loads(state_path.read_text())
-    folder = out / f"iter_{state['done']}"
-    if dist.is_main():
-        recover_folder(folder)  # a kill inside a folder swap (see atomic_folder)
-    dist.barrier()
-    model, _ = load_model(folder, SimpleConvNet, map_location=device)
-    if "redundancy" in state:
-        redundancy = state["redundancy"]
-    else:  # written by an older version: redundancy.json beside it
-        redundancy = json.loads((out / "redundancy.json").read_text())
-    return state["done"], model, state["origins"], state["rows"], state["score_rows"], redundancy
+def _pruned_meta(
+    metadata: CheckpointMeta | dict[str, Any] | None, config: PruneConfig
+) -> CheckpointMeta:
+    """The caller's ``metadata`` (kind, data set, parent) with what pruning adds: mode
+    ``pruned``, the retraining seed, the world size and the config (an extra key)."""
+    if not isinstance(metadata, CheckpointMeta):
+        metadata = CheckpointMeta().with_(**(metadata or {}))
+    return metadata.with_(
+        mode="pruned", seed=config.seed, world_size=dist.world_size(),
+        prune_config=asdict(config),
+    )  # fmt: skip
 
 
 def _row(iteration, model, before, after_cut, after_retrain, removed, t0) -> dict[str, Any]:
@@ -224,21 +134,6 @@ def _row(iteration, model, before, after_cut, after_retrain, removed, t0) -> dic
     }
 
 
-def _cut(model, layer, width, data, config, chooser, iteration, origins, score_rows):
-    """Score ``layer``, keep ``width`` channels; returns the smaller model and what went."""
-    scores, combined = _score_layer(model, layer, data, config)
-    keep = chooser(layer, combined, width, iteration)
-    origin = origins[layer]
-    for c in range(len(combined)):
-        score_rows.append({
-            "iteration": iteration, "layer": layer, "channel": c + 1, "original_channel": origin[c] + 1,
-            **{k: float(v[c]) for k, v in scores.items()}, "combined": float(combined[c]), "kept": c in keep,
-        })  # fmt: skip
-    removed = [origin[c] + 1 for c in range(len(combined)) if c not in keep]
-    origins[layer] = _origin_after(origin, keep)
-    return remove_channels(model, layer, keep), removed
-
-
 def prune(
     model: SimpleConvNet,
     train: Data,
@@ -246,7 +141,7 @@ def prune(
     config: PruneConfig,
     *,
     out_dir: str | Path | None = None,
-    metadata: dict[str, Any] | None = None,
+    metadata: CheckpointMeta | dict[str, Any] | None = None,
     chooser: Chooser = choose_by_score,
     resume: bool = False,
     quiet: bool = False,
@@ -260,9 +155,9 @@ def prune(
     """
     out = Path(out_dir) if out_dir is not None else None
     device = next(model.parameters()).device
-    meta = {**(metadata or {}), "prune_config": asdict(config)}
+    meta = _pruned_meta(metadata, config)
     done, resumed, origins, rows, score_rows, redundancy = (
-        _resume(out, device) if (resume and out) else (-1, None, {}, [], [], {})
+        resume_run(out, device) if (resume and out) else (-1, None, {}, [], [], {})
     )
     if resume and resumed is None:
         raise AuditError(f"--resume: no finished pruning iteration in {str(out)!r}")
@@ -273,7 +168,7 @@ def prune(
         }
         rows.append(_row(0, model, acc, acc, acc, "", time.perf_counter()))
         if out:
-            _write(out, model, meta, 0, rows, score_rows, origins, redundancy)
+            write_iteration(out, model, meta, 0, rows, score_rows, origins, redundancy)
         done = 0
     else:
         model = resumed
@@ -282,7 +177,7 @@ def prune(
     plans = {
         layer: schedule(start_widths[layer], t, config.iterations) for layer, t in targets.items()
     }
-    data = _score_data(train, config.score_images)
+    data = score_data(train, config.score_images)
     for it in progress(
         range(done + 1, config.iterations + 2), quiet=quiet or not dist.is_main(), desc="prune"
     ):
@@ -313,11 +208,12 @@ def prune(
                 _row(it, model, before, cut, after, "conv3" if redundancy["dropped"] else "", t0)
             )
         if out:
-            _write(out, model, meta, it, rows, score_rows, origins, redundancy)
+            write_iteration(out, model, meta, it, rows, score_rows, origins, redundancy)
     if out and dist.is_main():
-        _save_folder(
-            out / "final", model, {**meta, "pruning_history": rows, "redundancy": redundancy}
+        final_meta = meta.with_(
+            metrics=accuracy_metrics(rows), pruning_history=rows, redundancy=redundancy
         )
+        save_folder(out / "final", model, final_meta)
     dist.barrier()
     return PruneResult(model, pd.DataFrame(rows), pd.DataFrame(score_rows), redundancy)
 
@@ -331,7 +227,7 @@ def _iteration(
     removed = []
     for layer, plan in plans.items():
         if plan[it - 1] < getattr(model, layer).out_channels:
-            model, gone = _cut(
+            model, gone = cut(
                 model, layer, plan[it - 1], data, config, chooser, it, origins, score_rows
             )
             removed.append(f"{layer}: " + " ".join(map(str, gone)))

@@ -35,26 +35,17 @@ def copy_correlation(
         raise ValueError("the first conv layer has no layer before it")
     prev = model.conv_names[i - 1]
     device = next(model.parameters()).device
-    # CPU indices: they index the images on any device
-    idx = torch.as_tensor(list(dist.shard(len(images))), dtype=torch.long, device="cpu")
-    acc: list[torch.Tensor] | None = None
-    for start in range(0, len(idx), batch_size):
-        x = images[idx[start : start + batch_size]].to(device)
+
+    def sums(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        x = x.to(device)
         before = getattr(model, f"pool{i}")(layer_activation(model, prev, x))
         after = layer_activation(model, layer, x)
         a = after.permute(1, 0, 2, 3).reshape(after.shape[1], -1).double().cpu()
         b = before.permute(1, 0, 2, 3).reshape(before.shape[1], -1).double().cpu()
-        parts = [
-            a.sum(1),
-            b.sum(1),
-            (a * a).sum(1),
-            (b * b).sum(1),
-            a @ b.T,
-            torch.tensor(float(a.shape[1]), device=a.device),
-        ]
-        acc = parts if acc is None else [s + p for s, p in zip(acc, parts, strict=True)]
-    assert acc is not None
-    sa, sb, saa, sbb, sab, n = (dist.all_reduce_sum(t) for t in acc)
+        n = torch.tensor(float(a.shape[1]), device=a.device)
+        return a.sum(1), b.sum(1), (a * a).sum(1), (b * b).sum(1), a @ b.T, n
+
+    sa, sb, saa, sbb, sab, n = dist.sharded_sum(sums, images, batch_size=batch_size)
     cov = sab / n - torch.outer(sa / n, sb / n)
     var_a = (saa / n - (sa / n) ** 2).clamp(min=1e-12)
     var_b = (sbb / n - (sb / n) ** 2).clamp(min=1e-12)
@@ -79,23 +70,16 @@ def refit_head_without(
     the layer before it, i.e. how far the layer only copies it. Returns that R^2.
     """
     device = next(model.parameters()).device
-    idx = torch.as_tensor(list(dist.shard(len(images))), dtype=torch.long, device="cpu")
-    acc: list[torch.Tensor] | None = None  # z'z, z'y, sum y, sum y^2, n
-    for start in range(0, len(idx), batch_size):
-        x = images[idx[start : start + batch_size]].to(device)
+
+    def sums(x: torch.Tensor) -> tuple[torch.Tensor, ...]:  # z'z, z'y, sum y, sum y^2, n
+        x = x.to(device)
         z = torch.flatten(without.features(x), 1).double().cpu()
         z = torch.cat([z, torch.ones(len(z), 1, dtype=torch.float64, device=z.device)], 1)
         y = model.fc4(torch.flatten(model.features(x), 1)).double().cpu()
-        parts = [
-            z.T @ z,
-            z.T @ y,
-            y.sum(0),
-            (y * y).sum(0),
-            torch.tensor(float(len(y)), device=y.device),
-        ]
-        acc = parts if acc is None else [a + b for a, b in zip(acc, parts, strict=True)]
-    assert acc is not None
-    xtx, xty, ysum, yy, n = (dist.all_reduce_sum(t) for t in acc)
+        n = torch.tensor(float(len(y)), device=y.device)
+        return z.T @ z, z.T @ y, y.sum(0), (y * y).sum(0), n
+
+    xtx, xty, ysum, yy, n = dist.sharded_sum(sums, images, batch_size=batch_size)
     lam = ridge * torch.diagonal(xtx).mean()
     w = torch.linalg.solve(
         xtx + lam * torch.eye(len(xtx), dtype=torch.float64, device=xtx.device), xty

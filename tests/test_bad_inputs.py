@@ -166,12 +166,14 @@ def test_parse_errors_are_one_line(main_of: str, argv: list[str], needle: str, c
 
 # -- the real console scripts, all at once (each starts a Python with torch: about 4 s) ---------
 def test_bad_inputs_as_console_scripts(tmp_path) -> None:
-    from dissect.infra.checkpoints import save_model
+    from dissect.infra.checkpoints import CheckpointMeta, save_model
     from simpleconvnet.model import SimpleConvNet, SimpleConvNetConfig
     from tests.conftest import make_mnist_folder
 
     data = make_mnist_folder(tmp_path / "data", n_train=20, n_test=10)
-    meta = {"kind": "SimpleConvNet", "data": {"name": "mnist", "data_dir": str(data)}}
+    meta = CheckpointMeta(
+        kind="SimpleConvNet", mode="trained", data={"name": "mnist", "data_dir": str(data)}
+    )
     ckpt = save_model(tmp_path / "ckpt", SimpleConvNet(SimpleConvNetConfig((32, 64, 128))), meta)
     truncated = save_model(tmp_path / "truncated", SimpleConvNet(SimpleConvNetConfig((4, 6))), meta)
     (truncated / "model.safetensors").write_bytes(b"\x00" * 64)

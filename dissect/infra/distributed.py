@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from datetime import timedelta
+from typing import overload
 
 import torch
 import torch.distributed as dist
@@ -122,21 +123,51 @@ def broadcast_object(obj, src: int = 0):
     return box[0]
 
 
+@overload
 def sharded_sum(
     fn: Callable[..., torch.Tensor], *data: torch.Tensor, batch_size: int = 500
-) -> torch.Tensor:
+) -> torch.Tensor: ...
+
+
+@overload
+def sharded_sum(
+    fn: Callable[..., tuple[torch.Tensor, ...]], *data: torch.Tensor, batch_size: int = 500
+) -> tuple[torch.Tensor, ...]: ...
+
+
+def sharded_sum(
+    fn: Callable[..., torch.Tensor | tuple[torch.Tensor, ...]],
+    *data: torch.Tensor,
+    batch_size: int = 500,
+) -> torch.Tensor | tuple[torch.Tensor, ...]:
     """The data-set-wide loop: ``fn(*batch)`` over this rank's shard of ``data`` (tensors indexed
-    together along dim 0), in batches, summed in float64 on the CPU, then summed across ranks."""
+    together along dim 0), in batches, summed in float64 on the CPU, then summed across ranks.
+
+    ``fn`` returns one tensor or a tuple of tensors (several sums taken in one pass over the
+    data); each is summed on its own and the result has the same form.
+    """
     # CPU indices: they index tensors on any device (data on the GPU as well as on the CPU)
     idx = torch.as_tensor(list(shard(len(data[0]))), dtype=torch.long, device="cpu")
-    total: torch.Tensor | None = None
+    total: tuple[torch.Tensor, ...] | None = None
+    single = False
     for start in range(0, len(idx), batch_size):
         part = idx[start : start + batch_size]
-        value = fn(*(d[part] for d in data)).detach().double().cpu()
-        total = value if total is None else total + value
+        single, value = _as_sums(fn(*(d[part] for d in data)))
+        total = value if total is None else tuple(t + v for t, v in zip(total, value, strict=True))
     if total is None:  # a rank with no data still takes part in the reduction
-        total = fn(*(d[:1] for d in data)).detach().double().cpu() * 0
-    return all_reduce_sum(total)
+        single, value = _as_sums(fn(*(d[:1] for d in data)))
+        total = tuple(v * 0 for v in value)
+    reduced = tuple(all_reduce_sum(t) for t in total)
+    return reduced[0] if single else reduced
+
+
+def _as_sums(
+    value: torch.Tensor | tuple[torch.Tensor, ...],
+) -> tuple[bool, tuple[torch.Tensor, ...]]:
+    """``(whether fn returned one tensor, its tensors in float64 on the CPU)``."""
+    single = isinstance(value, torch.Tensor)
+    parts = (value,) if isinstance(value, torch.Tensor) else tuple(value)
+    return single, tuple(p.detach().double().cpu() for p in parts)
 
 
 __all__ += ["broadcast_object", "launched_by_torchrun", "sharded_sum"]

@@ -201,14 +201,16 @@ def test_a_file_system_failure_is_one_line_and_anything_else_a_traceback(capsys)
 # -- a few dissect commands ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory) -> tuple[Path, Path]:
-    from dissect.infra.checkpoints import save_model
+    from dissect.infra.checkpoints import CheckpointMeta, save_model
     from simpleconvnet.model import SimpleConvNet, SimpleConvNetConfig, init_weights
 
     root = tmp_path_factory.mktemp("dissect-bad")
     data = make_mnist_folder(root / "data", n_train=20, n_test=12)
     model = SimpleConvNet(SimpleConvNetConfig(convs=(4, 6), fc4=16))
     init_weights(model, torch.Generator().manual_seed(0))
-    meta = {"kind": "SimpleConvNet", "data": {"name": "mnist", "data_dir": str(data)}}
+    meta = CheckpointMeta(
+        kind="SimpleConvNet", mode="trained", data={"name": "mnist", "data_dir": str(data)}
+    )
     return save_model(root / "ckpt", model, meta), root
 
 

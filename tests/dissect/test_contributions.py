@@ -143,14 +143,16 @@ def test_png_is_converted_like_mnist(tmp_path) -> None:
 
 
 def test_cli_bad_inputs_are_one_line(trained, tmp_path) -> None:
-    from dissect.infra.checkpoints import save_model
+    from dissect.infra.checkpoints import CheckpointMeta, save_model
 
     model, _ = trained
     root = tmp_path / "data"
     from tests.conftest import make_mnist_folder
 
     make_mnist_folder(root)
-    save_model(tmp_path / "ck", model, {"data": {"name": "mnist", "data_dir": str(root)}})
+    save_model(
+        tmp_path / "ck", model, CheckpointMeta(data={"name": "mnist", "data_dir": str(root)})
+    )
     ck = str(tmp_path / "ck")
     assert_one_line_error(
         run_module("dissect", "contributions", ck, "--layer", "conv9", "--channel", "1"),
@@ -174,13 +176,15 @@ def test_contribution_table_under_torchrun_matches_one_process(trained, tmp_path
     equal those of one process, and rank 0 alone prints."""
     import pandas as pd
 
-    from dissect.infra.checkpoints import save_model
+    from dissect.infra.checkpoints import CheckpointMeta, save_model
     from tests.conftest import make_mnist_folder
     from tests.dist_helpers import finish, single_node
 
     model, _ = trained
     root = make_mnist_folder(tmp_path / "data")
-    save_model(tmp_path / "ck", model, {"data": {"name": "mnist", "data_dir": str(root)}})
+    save_model(
+        tmp_path / "ck", model, CheckpointMeta(data={"name": "mnist", "data_dir": str(root)})
+    )
     args = ["contributions", str(tmp_path / "ck"), "--layer", "conv2", "--channel", "2",
             "--image", "3", "--device", "cpu"]  # fmt: skip
     one = run_module("dissect", *args, "--out", str(tmp_path / "one"))

@@ -22,7 +22,7 @@ TUNE = ["--epochs", "1", "--batch-size", "20", "--snapshot-every", "0", "--devic
 def world(tmp_path_factory) -> dict[str, Path]:
     """A built HandNet and a one-epoch fine-tune of it, a SimpleConvNet checkpoint, a freed
     HandNet, a truncated one, and odd files."""
-    from dissect.infra.checkpoints import save_model
+    from dissect.infra.checkpoints import CheckpointMeta, save_model
     from dissect.infra.runtime import run_cli
     from handnet.finetune import freed_copy
     from handnet.model import HandNet, default_config
@@ -35,7 +35,7 @@ def world(tmp_path_factory) -> dict[str, Path]:
     assert run_cli(_main, argv) == 0
     argv = ["finetune", str(w["built"]), "--mode", "free", "--out", str(w["tuned"]), *TUNE]
     assert run_cli(_main, argv) == 0
-    meta = {"kind": "SimpleConvNet", "data": {"name": "mnist", "data_dir": str(data)}}
+    meta = CheckpointMeta(kind="SimpleConvNet", data={"name": "mnist", "data_dir": str(data)})
     w["scn"] = save_model(root / "scn", SimpleConvNet(SimpleConvNetConfig(convs=(4, 6), fc4=10)), meta)  # fmt: skip
     w["freed"] = save_model(root / "freed", freed_copy(HandNet(default_config((4, 8), 10))), meta)
     w["truncated"] = root / "truncated"

@@ -14,7 +14,10 @@ def test_build_then_finetune(mnist_dir: Path, tmp_path: Path) -> None:
                    "--fc4", "16", "--out", str(built), "--quiet")  # fmt: skip
     assert r.returncode == 0, r.stderr
     meta = json.loads((built / "model.json").read_text())
-    assert meta["architecture"] == "handnet.model:HandNet" and meta["stage"] == "hand-built"
+    assert meta["architecture"] == "handnet.model:HandNet" and meta["mode"] == "hand-built"
+    assert "stage" not in meta and meta["parent"] is None and meta["world_size"] == 1
+    assert meta["metrics"]["accuracy"] == meta["metrics"]["test_accuracy"]
+    assert meta["versions"]["torch"] and meta["head_fit"]["l2"] == 1e-4
     assert meta["config"]["layer_kinds"] == {"conv1": "gabor", "conv2": "rule"}
     assert meta["config"]["descriptions"]["conv1"][2] == "vertical line"
     out = tmp_path / "free"
@@ -22,7 +25,9 @@ def test_build_then_finetune(mnist_dir: Path, tmp_path: Path) -> None:
                    "--out", str(out), "--quiet", "--snapshot-every", "0")  # fmt: skip
     assert r.returncode == 0, r.stderr
     meta = json.loads((out / "last" / "model.json").read_text())
-    assert meta["finetune"] == "free" and meta["config"]["free"] == ["conv1", "conv2"]
+    assert meta["mode"] == "free" and meta["config"]["free"] == ["conv1", "conv2"]
+    assert "finetune" not in meta and meta["parent"] == str(built) and meta["seed"] == 0
+    assert 0 <= meta["metrics"]["accuracy"] <= 1 and meta["world_size"] == 1
     assert (out / "drift.csv").read_text().count("\n") == 25
 
 

@@ -69,9 +69,10 @@ def test_handnet_build_from_a_checkpoint(tmp_path) -> None:
         == 0
     )
     meta = json.loads((out / "model.json").read_text())
-    assert meta["stage"] == "compiled" and meta["compiled_layers"] == ["conv1", "conv2"]
+    assert meta["mode"] == "compiled" and meta["compiled_layers"] == ["conv1", "conv2"]
+    assert meta["parent"] == str(tmp_path / "net2") and "stage" not in meta
     model, _ = load_checkpoint(out)
-    assert isinstance(model, HandNet) and 0 <= meta["metrics"]["test_accuracy"] <= 1
+    assert isinstance(model, HandNet) and 0 <= meta["metrics"]["accuracy"] <= 1
     code = run_cli(
         _main, ["build", "--from", str(tmp_path / "net3"), "--out", str(tmp_path / "x"), "--quiet"]
     )

@@ -6,8 +6,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from dissect.gabor import gabor_fit
+from dissect.infra.checkpoints import CheckpointMeta, read_metadata
 from handnet.filters import GaborSpec
-from handnet.finetune import filter_drift, finetune, fit_gabor_specs, freed_copy
+from handnet.finetune import filter_drift, finetune, freed_copy
 from handnet.head import fit_head
 from handnet.layers import GaborConv2d
 from handnet.model import HandNet, default_config
@@ -74,10 +76,33 @@ def test_drift_of_an_unchanged_net_is_zero(tiny_data) -> None:
 
 
 def test_gabor_fit_recovers_a_moved_orientation() -> None:
-    target = GaborConv2d([GaborSpec(38.0, 4.0, 0.0, 1.2, 0.5, 1.0)]).weight
-    specs, r2 = fit_gabor_specs(target, [GaborSpec(45.0, 4.0, 0.0, 1.2, 0.5, 1.0)])
-    assert r2.item() > 0.999
-    assert abs(specs[0].orientation - 38.0) < 1.0
+    """The fit filter_drift makes (zero-mean, centred) gives back a conv1 channel's spec."""
+    target = GaborConv2d([GaborSpec(38.0, 4.0, -90.0, 1.2, 0.5, 1.0)]).weight
+    fit = gabor_fit(target[0, 0].detach().double().numpy(), zero_mean=True, centred=True)
+    assert fit.r2 > 0.999 and abs(fit.orientation - 38.0) < 1.0
+    assert abs(fit.phase - 270.0) < 1.0  # -90 degrees
+
+
+def test_drift_describes_a_turned_filter(tiny_data) -> None:
+    train, _ = tiny_data
+    net = _built(train)
+    turned = freed_copy(net)
+    with torch.no_grad():  # the vertical line detector, turned to 60 degrees
+        turned.conv1.weight[2] = GaborConv2d([GaborSpec(60.0, gain=0.15)]).weight[0]
+    row = filter_drift(net, turned).iloc[2]
+    assert row["description_before"] == "vertical line"
+    assert row["description_after"] == "line at 60 degrees" and row["gabor_r2"] > 0.999
+
+
+def test_finetuned_checkpoints_say_their_mode_and_parent(tiny_data, tmp_path) -> None:
+    train, test = tiny_data
+    parent = CheckpointMeta(data={"name": "mnist"}, parent="built")
+    finetune(_built(train), train, test, "constrained", CONFIG, out_dir=tmp_path, quiet=True,
+             metadata=parent)  # fmt: skip
+    meta = read_metadata(tmp_path / "last")
+    assert (meta.kind, meta.mode, meta.parent, meta.data) == ("HandNet", "constrained", "built",
+                                                              {"name": "mnist"})  # fmt: skip
+    assert meta.metrics["accuracy"] >= 0 and meta.extra["trainable_parameters"] > 0
 
 
 @pytest.mark.parametrize("mode", ["constrained", "free"])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from dissect.infra.checkpoints import load_checkpoint, save_model
+from dissect.infra.checkpoints import CheckpointMeta, load_checkpoint, save_model
 from handnet.head import fit_head, fit_logistic, frozen_features, set_head
 from handnet.model import HandNet, HandNetConfig, default_config
 
@@ -47,9 +47,9 @@ def test_checkpoint_round_trip(tmp_path: Path) -> None:
     with torch.no_grad():
         net.conv1.orientation.add_(0.1)
         net.conv2.log_strength.mul_(0.5)
-    save_model(tmp_path / "ck", net, {"kind": "HandNet"})
+    save_model(tmp_path / "ck", net, CheckpointMeta(kind="HandNet", mode="hand-built"))
     back, meta = load_checkpoint(tmp_path / "ck")
-    assert meta["architecture"] == "handnet.model:HandNet"
+    assert meta.architecture == "handnet.model:HandNet" and meta.mode == "hand-built"
     x = _images(2, 1)
     torch.testing.assert_close(back(x), net.eval()(x))
     assert back.descriptions() == net.descriptions()

@@ -98,7 +98,7 @@ def cases(w) -> list[tuple[list[str], str]]:
         (["build", str(w["root"] / "notes")], "is not a run folder"),
         (["build", str(w["partial"])], "stage 'train' has not finished"),
         (["build", str(w["blocked"])], "report is a file"),
-        (["build"], "the following arguments are required: run_dir"),
+        (["build"], "give a run folder (e.g. runs/default) or the networks"),
         ([*audit, "--name", "<b>x", "--model", "x.py:Net"], "--name '<b>x' is not a plain name"),
         (audit, "no network given"),
         ([*audit, str(w["truncated"]), "--superstimulus-steps", "0"], "--superstimulus-steps"),

@@ -20,7 +20,7 @@ def test_round_trip_gives_back_same_model(tmp_path: Path) -> None:
     model = _model()
     save_model(tmp_path / "ck", model, {"seed": 3, "metrics": {"test_accuracy": 0.5}})
     loaded, meta = public_load(tmp_path / "ck")
-    assert meta["seed"] == 3 and meta["config"]["convs"] == [4, 6]
+    assert meta.seed == 3 and meta.config["convs"] == [4, 6]
     x = torch.rand(2, 1, 28, 28)
     assert torch.equal(loaded(x), model.eval()(x))
     assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == [

@@ -131,7 +131,7 @@ def _planted(tiny_data) -> SimpleConvNet:
     model = _trained(tiny_data, convs=(6, 8))
     kernels = [
         gabor_kernel(5, a, 4.0, p, 1.2, 0.5)
-        for a, p in ((0, 0), (0, 0), (90, 0), (0, 0), (45, 1.57), (135, 0))
+        for a, p in ((0, 0), (0, 0), (90, 0), (0, 0), (45, 90.0), (135, 0))
     ]
     with torch.no_grad():
         model.conv1.weight.copy_(torch.tensor(np.stack(kernels), dtype=torch.float32)[:, None])

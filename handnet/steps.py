@@ -1,0 +1,200 @@
+"""HandNet's two steps, each one function that both its command (``handnet build``,
+``handnet finetune``) and the report's pipeline call, so that both write the same files.
+
+- :func:`build_step`: HandNet of the given widths from analytic filters and written rules, its
+  head fitted in closed form on the training digits, saved as a ``hand-built`` checkpoint;
+- :func:`finetune_step`: a built HandNet fine-tuned ``constrained`` or ``free``, with
+  ``drift.csv`` (how far every filter moved, :func:`~handnet.finetune.filter_drift`).
+
+A step takes a typed config, the output folder, the device and ``quiet``; it writes its files
+(rank 0) and returns a typed outcome, with the line the command prints. Option checks,
+``--force`` and printing stay with the caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from dissect.infra import distributed as dist
+from dissect.infra.atomic import atomic_save
+from dissect.infra.checkpoints import (
+    CheckpointMeta,
+    load_checkpoint,
+    load_checkpoint_data,
+    save_model,
+)
+from dissect.infra.datasets import load_split
+from dissect.infra.errors import AuditError
+from handnet.finetune import FINETUNE_LR, filter_drift, finetune, trainable_parameters
+from handnet.head import HeadFit, fit_head
+from handnet.model import HandNet, default_config
+from simpleconvnet.train import TrainConfig, evaluate
+
+__all__ = [
+    "BuildStep",
+    "BuildOutcome",
+    "build_handnet",
+    "build_step",
+    "FinetuneStep",
+    "FinetuneOutcome",
+    "check_built",
+    "finetune_step",
+]
+
+HEAD_FIT_METHOD = "multinomial logistic regression (L-BFGS), conv layers frozen"
+
+
+@dataclass(frozen=True)
+class BuildStep:
+    """What to build: the data set (its training digits fit the head, its test digits measure
+    the net), the conv ``widths`` (at most 8 filters and 16 rules; a third width, at most the
+    second, adds conv3), the width of ``fc4`` and the ``l2`` penalty of the head fit."""
+
+    dataset: str = "mnist-5k"
+    widths: tuple[int, ...] = (8, 16)
+    fc4: int = 128
+    l2: float = 1e-4
+    data_dir: str | None = None
+    download: bool = False
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    """The checkpoint folder written, the head fit's scalar fields (``train_accuracy``), the
+    widths built and the test accuracy."""
+
+    checkpoint: Path
+    head: dict[str, Any]
+    widths: tuple[int, ...]
+    accuracy: float
+    message: str  # what ``handnet build`` prints
+
+
+def build_handnet(
+    widths: tuple[int, ...],
+    fc4: int,
+    train: tuple[torch.Tensor, torch.Tensor],
+    l2: float = 1e-4,
+    device: str | torch.device = "cpu",
+) -> tuple[HandNet, HeadFit]:
+    """The hand-built HandNet of ``widths`` on ``device`` with its head fitted on ``train``
+    (``images [N, 1, 28, 28]``, ``labels [N]``); returns ``(model, HeadFit)``."""
+    try:
+        model = HandNet(default_config(widths, fc4)).to(device)
+    except ValueError as exc:
+        raise AuditError(f"--widths: {exc}") from None
+    return model, fit_head(model, train[0].to(device), train[1].to(device), l2)
+
+
+def _head_summary(fit: HeadFit) -> dict[str, Any]:
+    """The head fit's scalar fields (its weights left out)."""
+    values = {f.name: getattr(fit, f.name) for f in fields(fit)}
+    return {k: v for k, v in values.items() if isinstance(v, int | float | str | bool)}
+
+
+def build_step(
+    config: BuildStep, out_dir: str | Path, device: torch.device, quiet: bool
+) -> BuildOutcome:
+    """Build HandNet (analytic conv layers, closed-form head: no gradient touches a weight),
+    measure its test accuracy and save it as a ``hand-built`` checkpoint in ``out_dir``.
+
+    ``quiet`` is accepted for the steps' common signature: the closed-form fit has no progress
+    to show."""
+    train = load_split(config.dataset, "train", config.data_dir, config.download)
+    test = load_split(config.dataset, "test", config.data_dir)
+    model, head = build_handnet(config.widths, config.fc4, train, config.l2, device)
+    result = evaluate(model, *test)
+    meta = CheckpointMeta(
+        kind="HandNet",
+        mode="hand-built",
+        data={"name": config.dataset, "data_dir": config.data_dir},
+        world_size=dist.world_size(),
+        metrics={"accuracy": result.accuracy, **result.metrics()},
+        extra={
+            "head_fit": {
+                "method": HEAD_FIT_METHOD, "l2": config.l2, "train_accuracy": head.train_accuracy
+            },
+            "trainable_parameters": trainable_parameters(model),
+        },
+    )  # fmt: skip
+    if dist.is_main():
+        save_model(out_dir, model, meta)
+    message = (
+        f"HandNet {model.config.convs} hand-built on {config.dataset}: test accuracy "
+        f"{result.accuracy:.2%} (train {head.train_accuracy:.2%}); checkpoint in {out_dir}/"
+    )
+    return BuildOutcome(
+        Path(out_dir), _head_summary(head), tuple(config.widths), result.accuracy, message
+    )
+
+
+@dataclass(frozen=True)
+class FinetuneStep:
+    """What to fine-tune: the built HandNet ``checkpoint`` (as given; recorded as the parent),
+    the ``mode`` (``constrained``: only the interpretable parameters; ``free``: every weight),
+    the training loop's settings (by default ``handnet finetune``'s: 40 epochs at
+    :data:`~handnet.finetune.FINETUNE_LR`), and ``data_dir`` to read the checkpoint's data set
+    from another folder. ``resume`` continues from ``out_dir/last``."""
+
+    checkpoint: str | Path
+    mode: str
+    training: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=40, lr=FINETUNE_LR))
+    data_dir: str | None = None
+    resume: bool = False
+
+
+@dataclass(frozen=True)
+class FinetuneOutcome:
+    """The last epoch's checkpoint folder (``out_dir/last``), its test accuracy, the number of
+    trainable parameters and the training seconds."""
+
+    checkpoint: Path
+    accuracy: float
+    trainable_parameters: int
+    seconds: float
+    message: str  # what ``handnet finetune`` prints
+
+
+def check_built(model: nn.Module, path: str | Path) -> HandNet:
+    """``model`` (loaded from ``path``) if it is a hand-built HandNet, which fine-tuning starts
+    from; anything else raises :class:`AuditError`."""
+    if not isinstance(model, HandNet):
+        raise AuditError(f"{str(path)!r} is not a HandNet checkpoint (build one: handnet build)")
+    if model.config.free:
+        raise AuditError(f"{str(path)!r} was already freed: fine-tune its hand-built parent")
+    return model
+
+
+def finetune_step(
+    config: FinetuneStep, out_dir: str | Path, device: torch.device, quiet: bool
+) -> FinetuneOutcome:
+    """Fine-tune the built HandNet ``config.checkpoint`` on its own data set in ``config.mode``;
+    write ``last/``, ``best/``, ``history.csv``, ``snapshots.safetensors`` and ``drift.csv``
+    into ``out_dir``."""
+    out_dir = Path(out_dir)
+    loaded, meta = load_checkpoint(config.checkpoint, map_location=device)
+    model = check_built(loaded, config.checkpoint)
+    train = load_checkpoint_data(meta, "train", config.data_dir)
+    test = load_checkpoint_data(meta, "test", config.data_dir)
+    before = HandNet(model.current_config()).to(device)
+    before.load_state_dict(model.state_dict())
+    parent = CheckpointMeta(data=meta.data, parent=str(Path(config.checkpoint).resolve()))
+    result = finetune(model, train, test, config.mode, config.training, out_dir=out_dir,
+                      metadata=parent, resume=config.resume, quiet=quiet)  # fmt: skip
+    if dist.is_main():
+        drift = filter_drift(before, result.model)
+        atomic_save(out_dir / "drift.csv", lambda p: drift.to_csv(p, index=False))
+    accuracy = result.train.final.accuracy
+    message = (
+        f"HandNet fine-tuned ({config.mode}, {result.trainable} trainable parameters): test "
+        f"accuracy {accuracy:.2%} after {config.training.epochs} epoch(s); checkpoints and "
+        f"drift.csv in {out_dir}/"
+    )
+    return FinetuneOutcome(
+        out_dir / "last", accuracy, result.trainable, result.train.seconds, message
+    )

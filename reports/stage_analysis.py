@@ -1,0 +1,254 @@
+"""The pipeline's stages that look at a network: its measurements, its dissection (descriptions,
+first-layer figures, sample audits), its superstimuli and its explanation (contribution tables,
+class drivers, ablations, reasoning in words). Each writes every file the report shows, so that
+the rendering only reads files."""
+
+from __future__ import annotations
+
+import io
+import json
+from functools import partial
+from typing import Any
+
+import pandas as pd
+import torch
+
+from dissect.infra.atomic import atomic_save, atomic_write_bytes, atomic_write_text
+from dissect.infra.checkpoints import CheckpointMeta
+from reports.networks import Network, checkpoint_of, load_network
+from reports.pipeline import StageContext
+
+__all__ = ["run_measure", "run_dissect", "run_superstimuli", "run_explain"]
+
+
+# -- every network: the measurements the report shows -----------------------------------------
+def run_measure(ctx: StageContext, net: Network) -> dict[str, Any]:
+    from dissect.infra.checkpoints import load_checkpoint_data
+    from reports.measures import conv_macs, parameter_count, predictions
+
+    model, meta = load_network(ctx, net)
+    images, labels = load_checkpoint_data(meta, "test")
+    frame = predictions(model, images, labels)
+    atomic_save(ctx.out / "predictions.csv", lambda p: frame.to_csv(p, index=False))
+    correct = frame["label"] == frame["pred"]
+    per_class = correct.groupby(frame["label"]).mean()
+    summary = {
+        "network": net.key,
+        "title": net.title,
+        "accuracy": float(correct.mean()),
+        "per_class": {int(k): float(v) for k, v in per_class.items()},
+        "parameters": parameter_count(model),
+        "conv_macs": conv_macs(model),
+        "conv_widths": [int(getattr(model, n).out_channels) for n in model.conv_names],
+    }
+    atomic_write_text(ctx.out / "metrics.json", json.dumps(summary, indent=2))
+    write_examples(ctx, frame, images)
+    return summary
+
+
+def write_examples(
+    ctx: StageContext, frame: pd.DataFrame, images: torch.Tensor, per_cell: int = 4
+) -> None:
+    """The test digits the confusion section shows (the most confident ones of each cell and
+    the most confident mistakes), as ``examples.npz`` (``index``, ``images [N, 28, 28]``)."""
+    import numpy as np
+
+    picks = {
+        int(i)
+        for _, g in frame.groupby(["label", "pred"])
+        for i in g.nlargest(per_cell, "confidence")["index"]
+    }
+    picks |= {
+        int(i) for i in frame[frame["label"] != frame["pred"]].nlargest(16, "confidence")["index"]
+    }
+    index = np.array(sorted(picks), dtype=np.int64)
+    digits = images[torch.as_tensor(index, dtype=torch.long, device="cpu"), 0].numpy()
+    buffer = io.BytesIO()  # numpy would add ".npz" to the temporary file's name
+    np.savez_compressed(buffer, index=index, images=digits)
+    atomic_write_bytes(ctx.out / "examples.npz", buffer.getvalue())
+
+
+def line_probes() -> tuple[torch.Tensor, list[str]]:
+    """One line probe per orientation (the middle variant of each): ``[4, 1, 28, 28]``."""
+    from dissect.probes import make_probes
+
+    probes = make_probes()
+    picks = []
+    for name in probes.class_names:
+        members = [
+            i
+            for i, (c, k) in enumerate(zip(probes.classes, probes.kinds, strict=True))
+            if c == name and k == "line"
+        ]  # noqa: E501
+        if members:
+            picks.append((members[len(members) // 2], name))
+    return probes.images[[i for i, _ in picks]], [n for _, n in picks]
+
+
+def run_dissect(ctx: StageContext, net: Network) -> dict[str, Any]:
+    """Channel descriptions (probes), conv1 Gabor fits and conv1 maps of the line probes."""
+    from dissect.activations import activation_maps
+    from dissect.infra.checkpoints import load_checkpoint
+    from dissect.probes import ORIENTATION_OF
+    from dissect.steps import write_labels
+    from reports.figures import maps_table
+
+    model, meta = load_checkpoint(checkpoint_of(ctx, net.stage), map_location=ctx.device)
+    found = write_labels(model, ctx.out)
+    first = found.labels[found.labels["layer"] == found.layer].reset_index(drop=True)
+    images, names = line_probes()
+    maps = activation_maps(model, found.layer, images.to(ctx.device)).cpu().numpy()
+    png = maps_table(images[:, 0].numpy(), maps, names)
+    atomic_save(ctx.out / "probes.png", lambda p: p.write_bytes(png))
+    write_audits(ctx, model, meta)
+    write_first_layer(ctx, model, meta, net.title)
+    return {
+        "confident_share": float(found.labels["confident"].mean()),
+        "gabor_r2": float(found.gabor["r2"].mean()),
+        "orientations": [f.orientation for f in found.fits if not f.noise_like],
+        "described_orientations": sorted(
+            {
+                ORIENTATION_OF[d]
+                for d, ok in zip(first["description"], first["confident"], strict=True)
+                if ok and d in ORIENTATION_OF
+            }
+        ),  # fmt: skip
+    }
+
+
+def write_first_layer(
+    ctx: StageContext, model: Any, meta: CheckpointMeta, title: str, sample: int = 0
+) -> None:
+    """conv1's filters (``conv1-filters.png``) and the maps they make of a real test digit
+    (``conv1-maps.png``)."""
+    from dissect.infra.checkpoints import load_checkpoint_data
+    from dissect.specimen import specimen_of
+    from reports.figures import activation_grid, mosaic_png
+
+    conv1 = specimen_of(model).conv("conv1")
+    images, _ = load_checkpoint_data(meta, "test")
+    digit = images[sample : sample + 1].to(conv1.weight.device)
+    with torch.no_grad():
+        maps = torch.relu(conv1(model.normalize(digit))).cpu().numpy()
+    caption = f"{title}: conv1 on test digit #{sample}"
+    atomic_write_bytes(ctx.out / "conv1-filters.png", mosaic_png(conv1.weight))
+    atomic_write_bytes(
+        ctx.out / "conv1-maps.png", activation_grid(images[sample, 0].numpy(), maps[0], caption)
+    )
+
+
+def write_audits(ctx: StageContext, model: Any, meta: CheckpointMeta) -> None:
+    """The ``dissect audit`` explanation of a few test digits: the first ones and the most
+    confident mistakes (half each), with their images, as ``audit.json``."""
+    from dissect.audit import explain_prediction
+    from dissect.infra.checkpoints import load_checkpoint_data
+    from dissect.mistakes import confident_mistakes
+    from reports.figures import digit_png
+
+    images, labels = load_checkpoint_data(meta, "test")
+    n = ctx.config.audit_samples
+    wrong = confident_mistakes(model, images, labels, n=n - n // 2)["index"].tolist()
+    picks = [i for i in range(len(images)) if i not in wrong][: n - len(wrong)] + wrong
+    audits = []
+    for i in picks:
+        explanation = explain_prediction(model, images[i : i + 1])
+        name = f"audit-{i}.png"
+        png = digit_png(images[i, 0].numpy(), scale=4)
+        atomic_write_bytes(ctx.out / name, png)
+        audits.append({"index": i, "label": int(labels[i]), "pred": explanation.predicted, "image": name,
+                       "text": explanation.text(int(labels[i]))})  # fmt: skip
+    atomic_write_text(ctx.out / "audit.json", json.dumps(audits, indent=2))
+
+
+def run_superstimuli(ctx: StageContext, net: Network) -> dict[str, Any]:
+    """A superstimulus for every channel of every conv layer, and for every class."""
+    from dissect.steps import SuperstimuliConfig, write_superstimuli
+
+    c = ctx.config
+    model, _ = load_network(ctx, net)
+    config = SuperstimuliConfig(steps=c.superstimulus_steps, seed=c.seed)
+    found = write_superstimuli(model, ctx.out, config)
+    return {"units": len(found.activations), "steps": c.superstimulus_steps}
+
+
+def dissect_channel(
+    model: Any, layer: str, o: int, image: torch.Tensor, data: torch.Tensor, inner: list[str]
+) -> tuple[bytes, pd.DataFrame, float]:
+    """The dissection figure and contribution table of outer channel ``o`` of ``layer``, and
+    the largest error of the exact decomposition ``y = bias + sum_j a_j``."""
+    from dissect.contributions import contribution_table, layer_contributions
+    from dissect.figures import dissection_figure
+    from reports.figures import figure_png
+
+    x, a, bias, y = (t.detach().cpu() for t in layer_contributions(model, layer, image, o))
+    w = getattr(model, layer).weight[o].detach().cpu()
+    title = f"{layer} channel {o + 1}"
+    fig = dissection_figure(
+        x[0].numpy(), w.numpy(), a[0].numpy(), y[0].numpy(), float(bias), inner, title
+    )
+    error = float((bias + a.sum(1) - y).abs().max())
+    table = contribution_table(model, layer, o, image, data=data, inner_descriptions=inner)
+    return figure_png(fig), table, error
+
+
+def run_explain(ctx: StageContext, net: Network, sample: int = 0) -> dict[str, Any]:
+    """Dissection figure + contribution table of every outer channel after conv1, the channels
+    driving each class, and ablations checked against the tables' roles."""
+    from dissect.ablation import ablation_table, agreement
+    from dissect.head import class_drivers
+    from dissect.infra.checkpoints import load_checkpoint_data
+    from dissect.infra.datasets import stratified_sample
+
+    model, meta = load_network(ctx, net)
+    images, labels = load_checkpoint_data(meta, "test")
+    reference = images[stratified_sample(labels, 20, seed=0)]  # 200 digits, 20 of each class
+    labels_table = pd.read_csv(ctx.run_dir / f"dissect-{net.key}" / "labels.csv")
+    roles, errors = [], []
+    for i, layer in enumerate(model.conv_names[1:], start=1):
+        inner = labels_table[labels_table["layer"] == model.conv_names[i - 1]][
+            "description"
+        ].tolist()  # noqa: E501
+        for o in range(getattr(model, layer).weight.shape[0]):
+            png, table, error = dissect_channel(
+                model, layer, o, images[sample : sample + 1], reference, inner
+            )  # noqa: E501
+            errors.append(error)
+            stem = ctx.out / "channels" / f"{layer}-{o + 1:02d}"
+            atomic_write_bytes(stem.with_suffix(".png"), png)
+            atomic_save(stem.with_suffix(".csv"), partial(table.to_csv, index=False))
+            roles += [
+                {"layer": model.conv_names[i - 1], "channel": int(j), "role": r}
+                for j, r in zip(table["j"], table["role"], strict=True)
+                if j != "bias"
+            ]  # noqa: E501
+    drivers = class_drivers(model, images, labels)
+    atomic_save(
+        ctx.out / "head.csv", lambda p: drivers[drivers["rank"] <= 3].to_csv(p, index=False)
+    )  # noqa: E501
+    ablations = ablation_table(model, images, labels)
+    atomic_save(ctx.out / "ablation.csv", lambda p: ablations.to_csv(p, index=False))
+    role = (
+        pd.DataFrame(roles)
+        .groupby(["layer", "channel"])["role"]
+        .agg(lambda r: r.mode()[0])
+        .reset_index()
+    )  # noqa: E501
+    agree = agreement(ablations, role, drivers)
+    atomic_save(ctx.out / "agreement.csv", lambda p: agree.to_csv(p, index=False))
+    write_reasoning(ctx, model, meta, labels_table)
+    return {
+        "ablation_agreement": float(agree["agrees"].mean()) if len(agree) else None,
+        "decomposition_error": max(errors, default=None),
+    }
+
+
+def write_reasoning(
+    ctx: StageContext, model: Any, meta: CheckpointMeta, descriptions: pd.DataFrame
+) -> None:
+    """Each class's reasoning in words, derived on the training digits (the test split checks
+    it): ``reasoning.txt`` (a paragraph per class) and ``reasoning.csv``."""
+    from dissect import steps
+    from dissect.infra.checkpoints import load_checkpoint_data
+
+    images, labels = load_checkpoint_data(meta, "train")
+    steps.write_reasoning(model, images, labels, ctx.out, descriptions=descriptions)
