@@ -29,19 +29,7 @@ from handnet.steps import (
     check_built,
     finetune_step,
 )
-from simpleconvnet.cli_common import (
-    add_common_options,
-    add_data_options,
-    add_out_options,
-    check_checkpoint,
-    check_checkpoint_data,
-    check_data_options,
-    check_out,
-    clear_run,
-    parse_widths,
-    seed_number,
-    setup_runtime,
-)
+from simpleconvnet import cli_common as common
 
 __all__ = ["main", "build_parser", "build_handnet"]  # build_handnet: from handnet.steps
 
@@ -53,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     b = sub.add_parser("build", help="build HandNet and fit its head (no gradient on the convs)",
                        description="Build HandNet; fit fc4/fc5 by logistic regression.")  # fmt: skip
-    add_data_options(b)
+    common.add_data_options(b)
     b.add_argument(
         "--widths", default="8,16",
         help="conv widths (default 8,16; at most 8,16; a third width, at most the second, adds conv3)",
@@ -70,8 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--compile", default="conv1,conv2", choices=("conv1", "conv1,conv2"),
         help="with --from: the layers compiled from words (the others kept as trained)",
     )  # fmt: skip
-    add_out_options(b, "runs/handnet/built", "the checkpoint (model.json, model.safetensors)", None)
-    add_common_options(b)
+    common.add_out_options(
+        b, "runs/handnet/built", "the checkpoint (model.json, model.safetensors)", None
+    )
+    common.add_common_options(b)
     b.set_defaults(func=cmd_build, check=check_build)
     f = sub.add_parser("finetune", help="fine-tune a built HandNet",
                        description="Fine-tune HandNet: constrained (meanings kept) or free.")  # fmt: skip
@@ -84,16 +74,18 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--batch-size", type=positive_int, default=64, help="global batch")
     f.add_argument("--lr", type=positive_float, default=FINETUNE_LR, help="peak learning rate")
     f.add_argument("--no-augment", action="store_true", help="train without random affine")
-    f.add_argument("--seed", type=seed_number, default=0, help="seed for order and augmentation")
+    f.add_argument(
+        "--seed", type=common.seed_number, default=0, help="seed for order and augmentation"
+    )
     f.add_argument(
         "--data-dir", default=None, help="override the checkpoint's data folder (default: its own)"
     )
-    add_out_options(
+    common.add_out_options(
         f, None, "last/, best/ and drift.csv (default runs/handnet/MODE)", "from OUT/last"
     )
     f.add_argument("--snapshot-every", type=non_negative_int, default=200,
                    help="keep the first-layer filters every N steps (0: never)")  # fmt: skip
-    add_common_options(f)
+    common.add_common_options(f)
     f.set_defaults(func=cmd_finetune, check=check_finetune)
     return parser
 
@@ -101,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _handnet_widths(text: str, fc4: int) -> tuple[int, ...]:
     from handnet.model import default_config
 
-    widths = parse_widths(text)
+    widths = common.parse_widths(text)
     try:
         default_config(widths, fc4)
     except ValueError as exc:
@@ -115,15 +107,15 @@ def check_build(args: argparse.Namespace) -> None:
 
     if args.source is not None:
         check_device(args.device)
-        check_out(args.out, force=args.force)
-        model, meta = check_checkpoint(args.source, "--from")
+        common.check_out(args.out, force=args.force)
+        model, meta = common.check_checkpoint(args.source, "--from")
         if not isinstance(model, SimpleConvNet) or list(model.conv_names) != ["conv1", "conv2"]:
             layers = ", ".join(getattr(model, "conv_names", [])) or type(model).__name__
             raise AuditError(
                 f"--from {args.source!r}: only a SimpleConvNet with two conv layers compiles "
                 f"(this one has {layers}); prune it first (simpleconvnet prune)"
             )
-        check_checkpoint_data(meta, args.data_dir)
+        common.check_checkpoint_data(meta, args.data_dir)
         return
     classes = len(CLASS_NAMES[args.dataset])
     if args.fc4 < classes:
@@ -133,20 +125,20 @@ def check_build(args: argparse.Namespace) -> None:
         )
     _handnet_widths(args.widths, args.fc4)
     check_device(args.device)
-    check_out(args.out, force=args.force)
-    check_data_options(args)
+    common.check_out(args.out, force=args.force)
+    common.check_data_options(args)
 
 
 def check_finetune(args: argparse.Namespace) -> None:
     check_device(args.device)
     args.out = args.out or f"runs/handnet/{args.mode}"
-    check_out(
+    common.check_out(
         args.out, resume=args.resume, force=args.force, resumable="last/model.json",
         nothing_to_resume=f"--resume: no finished epoch to resume from in {str(args.out)!r}",
     )  # fmt: skip
-    model, meta = check_checkpoint(args.ckpt)
+    model, meta = common.check_checkpoint(args.ckpt)
     check_built(model, args.ckpt)
-    check_checkpoint_data(meta, args.data_dir)
+    common.check_checkpoint_data(meta, args.data_dir)
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
@@ -157,7 +149,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from simpleconvnet.model import SimpleConvNet
     from simpleconvnet.train import evaluate
 
-    device = setup_runtime(args)
+    device = common.setup_runtime(args)
     original, meta = load_model(args.source, SimpleConvNet, map_location=device)
     train = load_checkpoint_data(meta, "train", args.data_dir)
     test = load_checkpoint_data(meta, "test", args.data_dir)
@@ -170,7 +162,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         extra={"compiled_layers": list(layers), "original_metrics": before.metrics()},
     )  # fmt: skip
     if args.force:
-        clear_run(args.out)
+        common.clear_run(args.out)
     if dist.is_main():
         save_model(args.out, model, out_meta)
         print(f"{', '.join(layers)} compiled from the explanation of {args.source}: test accuracy "
@@ -181,12 +173,12 @@ def cmd_compile(args: argparse.Namespace) -> int:
 def cmd_build(args: argparse.Namespace) -> int:
     if args.source is not None:
         return cmd_compile(args)
-    device = setup_runtime(args)
+    device = common.setup_runtime(args)
     config = BuildStep(dataset=args.dataset, widths=_handnet_widths(args.widths, args.fc4),
                        fc4=args.fc4, l2=args.l2, data_dir=args.data_dir,
                        download=args.download)  # fmt: skip
     if args.force:
-        clear_run(args.out)
+        common.clear_run(args.out)
     outcome = build_step(config, args.out, device, args.quiet)
     if dist.is_main():
         print(outcome.message)
@@ -196,13 +188,13 @@ def cmd_build(args: argparse.Namespace) -> int:
 def cmd_finetune(args: argparse.Namespace) -> int:
     from simpleconvnet.train import TrainConfig
 
-    device = setup_runtime(args)
+    device = common.setup_runtime(args)
     training = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                            augment=not args.no_augment, seed=args.seed,
                            snapshot_every=args.snapshot_every)  # fmt: skip
     out = Path(args.out or f"runs/handnet/{args.mode}")
     if args.force:
-        clear_run(out)
+        common.clear_run(out)
     config = FinetuneStep(args.ckpt, args.mode, training, args.data_dir, args.resume)
     outcome = finetune_step(config, out, device, args.quiet)
     if dist.is_main():
