@@ -28,10 +28,10 @@ from dissect.receptive import receptive_fields
 from dissect.specimen import Specimen
 from dissect.subject import Subject
 from dissect.superstimuli import class_superstimuli, layer_superstimuli
-from reports.content import data_uri, frame_table
 from reports.figures import activation_grid, digits_grid, mosaic_png
 from reports.html import render_html
 from reports.pdf import write_pdf
+from reports.tables import data_uri, frame_table
 
 __all__ = ["audit_context", "write_audit_report", "wilson_interval"]
 

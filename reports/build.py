@@ -12,6 +12,7 @@ from reports import content, content_networks
 from reports.html import render_html
 from reports.networks import NETWORKS
 from reports.pdf import write_pdf
+from reports.summary import summary
 
 __all__ = ["build_report", "report_context"]
 
@@ -24,7 +25,7 @@ def report_context(run_dir: Path) -> dict:
             "make one with `reports run --name NAME`"
         )
     nets = content.available_networks(view)
-    return {
+    context = {
         "name": view.name,
         "description": str(view.config.get("description", "")),
         "config": view.config,
@@ -45,6 +46,7 @@ def report_context(run_dir: Path) -> dict:
             "superstimuli": view.missing(*(f"superstimuli-{n.key}" for n in NETWORKS[:1])),
         },
     }
+    return {**context, "summary": summary(context)}
 
 
 def build_report(

@@ -6,7 +6,6 @@ finished, the dict holds ``missing``: which stage, and the command that produces
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -17,12 +16,9 @@ import pandas as pd
 from reports import figures
 from reports.networks import NETWORKS, Network
 from reports.pipeline import RUN_FILE, read_record
+from reports.tables import TOP_ROWS, csv_table, data_uri, frame_table
 
 __all__ = ["RunView", "data_uri", "file_uri", "missing_note", "overview", "confusion_section"]
-
-
-def data_uri(data: bytes, mime: str = "image/png") -> str:
-    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 MIME = {".png": "image/png", ".gif": "image/gif", ".svg": "image/svg+xml", ".jpg": "image/jpeg"}
@@ -126,14 +122,16 @@ def confusion_section(view: RunView, net: Network, per_cell: int = 4) -> dict[st
     counts = pd.crosstab(frame["label"], frame["pred"]).reindex(
         index=range(10), columns=range(10), fill_value=0
     )  # noqa: E501
+    # a run measured before examples.npz existed has counts but no digits to show
+    shown = frame[frame["index"].isin(list(images))]
     cells = {}
-    for (label, pred), group in frame.groupby(["label", "pred"]):
+    for (label, pred), group in shown.groupby(["label", "pred"]):
         top = group.nlargest(per_cell, "confidence")
         cells[f"{label}-{pred}"] = [
             {"src": data_uri(figures.digit_png(images[i])), "confidence": c, "index": int(i)}
             for i, c in zip(top["index"], top["confidence"], strict=True)
         ]
-    mistakes = frame[frame["label"] != frame["pred"]].nlargest(16, "confidence")
+    mistakes = shown[shown["label"] != shown["pred"]].nlargest(16, "confidence")
     grid = figures.digits_grid(
         np.stack([images[int(i)] for i in mistakes["index"]]),
         [f"{t}->{p} ({c:.2f})" for t, p, c in zip(mistakes["label"], mistakes["pred"], mistakes["confidence"], strict=True)],  # noqa: E501
@@ -199,14 +197,6 @@ def animations(view: RunView) -> list[dict[str, Any]]:
     return out
 
 
-def csv_table(path: Path, max_rows: int | None = None, digits: int = 3) -> dict[str, Any] | None:
-    """A CSV a stage wrote, as ``{"columns", "rows"}`` for the template's table macro."""
-    if not path.is_file():
-        return None
-    frame = pd.read_csv(path)
-    return frame_table(frame if max_rows is None else frame.head(max_rows), digits)
-
-
 def images_in(folder: Path, pattern: str = "*.png") -> list[dict[str, str]]:
     """Every image matching ``pattern`` in ``folder``, captioned by its file name."""
     return [
@@ -221,13 +211,7 @@ def removed_channels(folder: Path) -> dict[str, Any] | None:
         return csv_table(folder / "removed.csv")
     scores = pd.read_csv(path)
     gone = scores[~scores["kept"].astype(bool)].drop(columns=["kept", "channel"])
-    return frame_table(gone)
-
-
-def frame_table(frame: pd.DataFrame, digits: int = 3) -> dict[str, Any]:
-    frame = frame.round(digits)
-    rows = [["" if pd.isna(v) else v for v in row] for row in frame.itertuples(index=False)]
-    return {"columns": [str(c) for c in frame.columns], "rows": rows}
+    return frame_table(gone, top=TOP_ROWS, name="prune-removed.csv")
 
 
 def pruning(view: RunView) -> dict[str, Any]:
@@ -248,7 +232,8 @@ def pruning(view: RunView) -> dict[str, Any]:
         ]  # noqa: E501
     return {
         "plots": plots,
-        "history": csv_table(history),
+        # the channels each iteration removed are the table below, with their scores
+        "history": csv_table(history, hide=("removed",)),
         "removed": removed_channels(folder),
         "redundancy": (summary.get("redundancy") or {}).get("evidence"),
     }

@@ -8,8 +8,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from reports.content import RunView, available_networks, csv_table, file_uri, images_in
+from reports.content import RunView, available_networks, file_uri, images_in
 from reports.networks import NETWORKS, Network
+from reports.tables import csv_table
 
 
 def measures_by_network(view: RunView) -> dict[str, dict[str, Any]]:
@@ -58,7 +59,7 @@ def channel_dissections(folder: Path) -> list[dict[str, Any]]:
         {
             "name": png.stem,
             "figure": file_uri(png),
-            "table": csv_table(png.with_suffix(".csv")),
+            "table": csv_table(png.with_suffix(".csv"), top=None),
         }
         for png in sorted((folder / "channels").glob("*.png"))
     ]
@@ -87,11 +88,11 @@ def dissection(view: RunView, net: Network) -> dict[str, Any] | None:
     return {
         "key": net.key,
         "title": net.title,
-        "labels": csv_table(folder / "labels.csv"),
-        "gabor": csv_table(folder / "gabor.csv"),
+        "gabor": csv_table(folder / "gabor.csv", top=None),
         "probes": file_uri(probes) if probes.is_file() else None,
         "channels": channel_dissections(explain) or channel_dissections(folder),
-        "head": csv_table(explain / "head.csv") or csv_table(folder / "head.csv"),
+        "head": csv_table(explain / "head.csv", top=None)
+        or csv_table(folder / "head.csv", top=None),
         "reasoning": _paragraphs(explain / "reasoning.txt"),
         "ablation": csv_table(explain / "agreement.csv") or csv_table(folder / "ablation.csv"),
         "audits": read_audits(folder / "audit.json"),

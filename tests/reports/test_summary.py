@@ -1,0 +1,127 @@
+"""The summary page and the shortened tables: hand-made inputs with known answers, and the tiny
+run's report (summary first, a main body, an appendix, downloads that hold the whole table)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from reports.summary import headline, summary
+from reports.tables import frame_table
+from reports.verdicts import Verdict
+
+PARAGRAPH = (
+    "A 7 is mostly 'line at 45 degrees (/)' (conv2 channel 9), 24 %, built from conv1's "
+    "'horizontal line' reinforced, 'vertical line' negated; then 'right end of a horizontal "
+    "line' (conv2 channel 7), 20 %, built from conv1's 'horizontal line' reinforced. It is held "
+    "back by 'curve opening up' (conv2 channel 13) (-9 %). Confidently described channels carry "
+    "100 % of its positive score (over 400 images)."
+)
+
+
+def test_headline_is_the_first_sentence_without_what_builds_each_channel() -> None:
+    assert headline(PARAGRAPH) == (
+        "A 7 is mostly 'line at 45 degrees (/)' (conv2 channel 9), 24 %; then 'right end of a "
+        "horizontal line' (conv2 channel 7), 20 %."
+    )
+    plain = "Class 3: no channel of the last conv layer adds to its score."
+    assert headline(plain) == plain
+
+
+def context() -> dict:
+    counts = [[0] * 10 for _ in range(10)]
+    counts[4][9], counts[7][1], counts[3][3] = 6, 2, 50
+    return {
+        "overview": {"rows": [{"title": "Net A", "accuracy": 0.9}], "missing": ["stage 'x'"]},
+        "verdicts": {
+            "claims": [
+                Verdict("Pruning plus retraining keeps accuracy.", "holds", "fine"),
+                Verdict("conv3 only copies conv2.", "partly", "recombines"),
+            ],
+            "scorecard": [
+                {"network": "Net A", "ablation_agreement": 0.75, "confident_share": None},
+                {"network": "Net B", "ablation_agreement": 0.5, "confident_share": 1.0},
+            ],
+        },
+        "dissections": [
+            {"title": "Net A", "reasoning": []},
+            {"title": "Net B", "reasoning": [PARAGRAPH]},
+        ],
+        "confusions": [{"title": "Net A", "counts": counts}],
+    }
+
+
+def test_summary_names_accuracy_verdicts_headlines_and_what_to_read_next() -> None:
+    s = summary(context())
+    assert s["networks"] == [{"title": "Net A", "accuracy": 0.9}]
+    assert [v.verdict for v in s["claims"]] == ["holds", "partly"]
+    assert s["reasoning"]["title"] == "Net B" and s["reasoning"]["headlines"][0].startswith("A 7")
+    assert s["confirmed"] == [
+        "Net A: switching channels off confirmed 75% of what its contribution tables claim.",
+        "Net B: switching channels off confirmed 50% of what its contribution tables claim; "
+        "100% of its channels have a confident label.",
+    ]
+    assert [n["href"] for n in s["next"]] == ["pruning", "confusion", "faithfulness", "overview"]
+    assert "takes a 4 for a 9 most often (6 test digits)" in s["next"][1]["text"]
+    assert "Net B's explanations were confirmed least (50%)" in s["next"][2]["text"]
+
+
+def test_long_table_shows_its_top_rows_and_carries_the_whole_csv() -> None:
+    frame = pd.DataFrame({"channel": range(1, 26), "score": [i / 7 for i in range(25)]})
+    table = frame_table(frame, top=10, name="scores.csv", hide=("channel",))
+    assert len(table["rows"]) == 10 and table["columns"] == ["score"]
+    assert table["note"] == "the first 10 of 25 rows; without the column channel"
+    whole = base64.b64decode(table["csv"].removeprefix("data:text/csv;base64,"))
+    pd.testing.assert_frame_equal(pd.read_csv(io.BytesIO(whole)), frame)
+    assert "csv" not in frame_table(frame.head(10), top=10)
+
+
+def test_report_page_downloads_the_whole_of_a_table_it_cuts_short(tiny_run: Path) -> None:
+    page = (tiny_run / "report" / "index.html").read_text()
+    link = re.search(r'Shown: the first 10 of (\d+) rows\. <a class="download" '
+                     r'href="data:text/csv;base64,([^"]+)" download="([^"]+)"', page)  # fmt: skip
+    assert link is not None
+    name = html.unescape(link.group(3))  # "<stage folder>-<file name>"
+    stage = next(d for d in tiny_run.iterdir() if name.startswith(f"{d.name}-"))
+    whole = base64.b64decode(link.group(2))
+    assert whole == (stage / name.removeprefix(f"{stage.name}-")).read_bytes()
+    assert len(pd.read_csv(io.BytesIO(whole))) == int(link.group(1)) > 10
+    table = page[: link.start()].rsplit("<table", 1)[1]
+    assert table.count("<tr>") == 1 + 10
+
+
+def pdf_pages(pdf: Path) -> list[str]:
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True).stdout
+    return text.split("\f")
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="poppler-utils is not installed")
+def test_pdf_opens_with_the_summary_and_ends_with_the_appendix(tiny_run: Path) -> None:
+    pages = pdf_pages(tiny_run / "report" / "report.pdf")
+    assert any(p.startswith("Summary") or "\nSummary\n" in p for p in pages[:2])
+    assert "Test accuracy:" in "".join(pages[:2])
+    appendix = next(i for i, p in enumerate(pages) if p.lstrip().startswith("Appendix\n"))
+    main, rest = "".join(pages[:appendix]), "".join(pages[appendix:])
+    for title in ("Overview", "Claims and verdicts", "Pruning", "Confusion and mistakes"):
+        assert f"\n{title}\n" in main and f"\n{title}\n" not in rest
+    for title in ("A1. Dissection of the outer channels", "A4. Sample audit", "A5. Stages and "):
+        assert title in rest and title not in main
+    assert "conv2-01: contributions and roles" in rest
+
+
+@pytest.mark.skipif(shutil.which("pdfdetach") is None, reason="poppler-utils is not installed")
+def test_pdf_attaches_the_whole_of_each_table_it_cuts_short(tiny_run: Path) -> None:
+    pdf = tiny_run / "report" / "report.pdf"
+    listing = subprocess.run(["pdfdetach", "-list", str(pdf)], capture_output=True, text=True)
+    names = re.findall(r"^\d+: (\S+\.csv)$", listing.stdout, re.MULTILINE)
+    assert names, listing.stdout
+    page = (tiny_run / "report" / "index.html").read_text()
+    assert all(f'download="{n}"' in page for n in names)
