@@ -10,6 +10,7 @@ from dissect.infra.atomic import atomic_write_text
 from dissect.infra.errors import AuditError
 from reports import content, content_networks
 from reports.html import render_html
+from reports.live import live_payload
 from reports.networks import NETWORKS
 from reports.pdf import write_pdf
 from reports.summary import summary
@@ -40,6 +41,7 @@ def report_context(run_dir: Path) -> dict:
         "verdicts": content_networks.claims_section(view),
         "superstimuli": content_networks.superstimuli(view),
         "dissections": content_networks.dissections(view),
+        "live": live_payload(run_dir),
         "notes": {
             "handnet": view.missing("handnet-build"),
             "dissect": view.missing(*(f"dissect-{n.key}" for n in NETWORKS[:1])),

@@ -44,4 +44,5 @@ def render_html(context: dict[str, Any], template: str = "report.html.j2") -> st
         **context,
         css=(HERE / "static" / "report.css").read_text(),
         js=(HERE / "static" / "report.js").read_text(),
+        live_js=(HERE / "static" / "live.js").read_text(),
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from handnet.finetune import FINETUNE_LR
+from reports.live import LIVE_NETWORKS, run_live
 from reports.networks import EXPLAINED, NETWORKS, Network
 from reports.pipeline import Stage, StageContext
 from reports.stage_analysis import run_dissect, run_explain, run_measure, run_superstimuli
@@ -43,6 +44,13 @@ def code_digest() -> dict[str, str]:
     for path in sorted([*root.glob("*.py"), *root.glob("templates/*"), *root.glob("static/*")]):
         h.update(path.name.encode() + path.read_bytes())
     return {"reports_code": h.hexdigest()}
+
+
+def live_digest() -> dict[str, str]:
+    """The live stage's weights export depends on its own code."""
+    return {
+        "live_code": hashlib.sha256((Path(__file__).parent / "live.py").read_bytes()).hexdigest()
+    }
 
 
 def run_report(ctx: StageContext) -> dict[str, Any]:
@@ -114,6 +122,13 @@ def build_stages() -> list[Stage]:
         for n in NETWORKS
         if n.stage in producers
     ]  # fmt: skip
+    live = [n for n in NETWORKS if n.key in LIVE_NETWORKS and n.stage in producers]
+    stages.append(
+        Stage(
+            "live", run_live, deps=tuple(d for n in live for d in (n.stage, f"dissect-{n.key}")),
+            needs_deps=False, every_rank=False, extra_inputs=live_digest,
+        )
+    )  # fmt: skip
     stages.append(
         Stage(
             "report", run_report, deps=tuple(s.name for s in stages),
