@@ -59,10 +59,12 @@ def cmd_superstimuli(args: argparse.Namespace) -> int:
     from dissect.infra.atomic import atomic_save, atomic_write_bytes
     from dissect.steps import SuperstimuliConfig, find_superstimuli
 
-    model = load_subject(args, with_data=False).specimen
+    # classes start from the training digits' mean (and, where that fails, their own mean)
+    subject = load_subject(args, with_data=args.classes, split="train")
+    model = subject.specimen
     config = SuperstimuliConfig(steps=args.steps, seed=args.seed, param=args.param)
     if args.classes:
-        result = find_superstimuli(model, None, config)
+        result = find_superstimuli(model, None, config, subject.images, subject.labels)
         titles = [f"class {model.class_names[k]}: p={float(a):.2f}" for k, a in enumerate(result.activation)]  # fmt: skip
         name = "classes"
     else:

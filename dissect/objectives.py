@@ -9,6 +9,7 @@ one value per image ``[N]``. Objectives add, subtract and scale:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -21,6 +22,7 @@ __all__ = [
     "class_logit",
     "class_study",
     "classes_batch",
+    "classes_confidence",
     "l2",
     "total_variation",
     "diversity",
@@ -100,6 +102,19 @@ def classes_batch(classes: torch.Tensor) -> Objective:
         return 10 * own - lsm.sum(1)
 
     return Objective(fn, {"log_softmax"}, "classes:batch")
+
+
+def classes_confidence(classes: torch.Tensor, most: float = 0.999) -> Objective:
+    """Image ``b`` maximises ``log p(classes[b])``, capped at ``log most``: bounded, so once the
+    class is sure the regularisers shape the image instead of an ever larger logit margin (the
+    study's objective is linear in the logits and drives the pixels to saturation)."""
+    cap = math.log(most)
+
+    def fn(a: Acts) -> torch.Tensor:
+        lsm = a["log_softmax"]
+        return lsm[torch.arange(len(lsm), device=lsm.device), classes.to(lsm.device)].clamp(max=cap)
+
+    return Objective(fn, {"log_softmax"}, "classes:confidence")
 
 
 def l2(weight: float = 1.0) -> Objective:

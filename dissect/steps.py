@@ -21,9 +21,18 @@ from torch import nn
 from dissect.explain import ClassReasoning, explain_classes, reasoning_table
 from dissect.gabor import GaborFit, first_layer_fits
 from dissect.infra.atomic import atomic_save, atomic_write_bytes, atomic_write_text
+from dissect.infra.datasets import stratified_sample
 from dissect.labels import describe_model
 from dissect.specimen import Specimen, specimen_of
-from dissect.superstimuli import Superstimuli, class_superstimuli, layer_superstimuli
+from dissect.superstimuli import (
+    Superstimuli,
+    best_in_data,
+    class_superstimuli,
+    layer_superstimuli,
+)
+
+#: Digits of each class that set the bar a superstimulus should clear (10 classes: 100).
+DIGITS_PER_CLASS = 10
 
 __all__ = [
     "LabelsResult",
@@ -31,6 +40,7 @@ __all__ = [
     "SuperstimuliConfig",
     "SuperstimuliResult",
     "find_superstimuli",
+    "best_of_digits",
     "write_superstimuli",
     "ReasoningConfig",
     "ReasoningResult",
@@ -90,36 +100,64 @@ class SuperstimuliResult:
 
 
 def find_superstimuli(
-    model: nn.Module | Specimen, layer: str | None, config: SuperstimuliConfig
+    model: nn.Module | Specimen,
+    layer: str | None,
+    config: SuperstimuliConfig,
+    data: torch.Tensor | None = None,
+    labels: torch.Tensor | None = None,
 ) -> Superstimuli:
     """The superstimulus of every channel of conv ``layer``, or of every class when ``layer`` is
-    None (its ``layer`` is then ``"classes"``)."""
+    None (its ``layer`` is then ``"classes"``); ``data``/``labels`` (training images) give the
+    digit starts and fallbacks of :func:`~dissect.superstimuli.layer_superstimuli` and
+    :func:`~dissect.superstimuli.class_superstimuli`."""
     c = config
     if layer is None:
-        return class_superstimuli(model, steps=c.steps, seed=c.seed, param=c.param)
-    return layer_superstimuli(model, layer, steps=c.steps, seed=c.seed, param=c.param)
+        return class_superstimuli(model, steps=c.steps, seed=c.seed, param=c.param, data=data,
+                                  labels=labels)  # fmt: skip
+    return layer_superstimuli(model, layer, steps=c.steps, seed=c.seed, param=c.param, data=data)
+
+
+@torch.no_grad()
+def best_of_digits(specimen: Specimen, s: Superstimuli, digits: torch.Tensor) -> torch.Tensor:
+    """``[C]``: the best each unit of ``s`` reaches over ``digits`` (post-activation mean, or
+    the class probability), the bar its superstimulus should clear."""
+    if s.layer == "classes":
+        return specimen.run(digits, {"log_softmax"})["log_softmax"].exp().amax(0).cpu()
+    return best_in_data(specimen, s.layer, torch.arange(len(s.activation), device="cpu"), digits)[0]
 
 
 def write_superstimuli(
-    model: nn.Module | Specimen, out: Path, config: SuperstimuliConfig | None = None
+    model: nn.Module | Specimen,
+    out: Path,
+    config: SuperstimuliConfig | None = None,
+    data: torch.Tensor | None = None,
+    labels: torch.Tensor | None = None,
 ) -> SuperstimuliResult:
     """A superstimulus for every channel of every conv layer and for every class: one grid per
     layer (``out/<layer>.png``, 16 a row) and for the classes (``out/classes.png``, 10 a row),
-    and ``out/activations.csv``."""
+    and ``out/activations.csv``. With training ``data`` and ``labels`` the superstimuli use
+    their digit starts and fallbacks, and the table gains ``best_of_100`` (the unit's best over
+    :data:`DIGITS_PER_CLASS` digits of each class, a seeded stratified sample of ``data``) and
+    ``beats_digits`` (whether the superstimulus reaches at least that)."""
     from dissect.figures import image_grid_png
 
     config = config or SuperstimuliConfig()
     specimen = specimen_of(model)
-    found = [find_superstimuli(specimen, n, config) for n in specimen.conv_names]
-    found.append(find_superstimuli(specimen, None, config))
+    found = [find_superstimuli(specimen, n, config, data, labels) for n in specimen.conv_names]
+    found.append(find_superstimuli(specimen, None, config, data, labels))
+    digits = None
+    if data is not None and labels is not None:
+        digits = data[stratified_sample(labels, DIGITS_PER_CLASS, config.seed).to(data.device)]
     rows = []
     for s in found:
         png = image_grid_png(s.images, columns=10 if s.layer == "classes" else 16)
         atomic_write_bytes(out / f"{s.layer}.png", png)
-        rows += [
-            {"layer": s.layer, "unit": u + 1, "activation": float(a), "optimised": used}
-            for u, (a, used) in enumerate(zip(s.activation, s.used, strict=True))
-        ]
+        bar = None if digits is None else best_of_digits(specimen, s, digits)
+        for u, (a, used) in enumerate(zip(s.activation, s.used, strict=True)):
+            row = {"layer": s.layer, "unit": u + 1, "activation": float(a), "optimised": used}
+            if bar is not None:
+                row |= {"best_of_100": float(bar[u]), "beats_digits": bool(a >= bar[u])}
+            rows.append(row)
     table = pd.DataFrame(rows)
     atomic_save(out / "activations.csv", lambda p: table.to_csv(p, index=False))
     return SuperstimuliResult(found, table)

@@ -1,8 +1,9 @@
 """Superstimuli: inputs optimised to excite a channel (or a class) as much as possible.
 
-The loop (:func:`render`) is pure: it returns the images; the caller saves. All channels of a
-layer (or all classes) are optimised together, one image each, in one batch; a seed makes the
-result reproducible. Works natively on 28x28 single-channel images, on CPU or GPU.
+The loop (:func:`~dissect.render.render`) is pure: it returns the images; the caller saves. All
+channels of a layer (or all classes) are optimised together, one image each, in one batch; a
+seed makes the result reproducible. Works natively on 28x28 single-channel images, on CPU or
+GPU. Every superstimulus states the activation it reaches and how it got there (``used``).
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import torch
 from torch import nn
 
 from dissect.infra.errors import AuditError
-from dissect.objectives import Objective, channels_batch, classes_batch, l2, total_variation
-from dissect.param import PARAMETRISATIONS, Param, encode
+from dissect.objectives import Objective, channels_batch, classes_confidence, l2, total_variation
+from dissect.param import Param
+from dissect.render import capture, render, render_noting_fallbacks, start_images
 from dissect.specimen import Specimen, specimen_of
-from dissect.transforms import Transform, default_transforms
 
 __all__ = [
     "capture",
@@ -24,74 +25,26 @@ __all__ = [
     "Superstimuli",
     "layer_superstimuli",
     "class_superstimuli",
+    "class_means",
+    "mean_correlations",
+    "closest_to_own",
+    "best_in_data",
     "plainness_scores",
     "plainness_of_layer",
 ]
 
 
-def capture(
-    model: nn.Module | Specimen, images: torch.Tensor, needs: set[str]
-) -> dict[str, torch.Tensor]:
-    """Run the model on pixel images ``[N, C, H, W]`` only as deep as ``needs`` requires and
-    return the activations by name (``input``, ``LAYER``, ``LAYER:post``, ``logits``,
-    ``log_softmax``; see :class:`~dissect.specimen.Specimen`)."""
-    return specimen_of(model).run(images, needs | {"input"})
-
-
-def render(
-    model: nn.Module | Specimen,
-    objective: Objective,
-    n: int,
-    *,
-    steps: int = 256,
-    lr: float = 0.05,
-    param: str = "fourier",
-    transforms: Transform | None = None,
-    seed: int = 0,
-    start: tuple[torch.Tensor, torch.Tensor] | None = None,
-) -> torch.Tensor:
-    """Maximise ``objective`` (summed over the batch) for ``n`` images; returns ``[n, C, H, W]``
-    in [0, 1] at the model's input shape. ``start = (rows, images)``: those rows begin from the
-    given images instead of the seeded random start. Only the images are optimised; the model
-    is left unchanged."""
-    if param not in PARAMETRISATIONS:
-        raise AuditError(f"unknown parametrisation {param!r}: use {', '.join(PARAMETRISATIONS)}")
-    specimen = specimen_of(model)
-    model = specimen.model
-    g = torch.Generator().manual_seed(seed)
-    params, to_image = _start(specimen, n, g, param)
-    if start is not None:
-        with torch.no_grad():
-            rows, given = start
-            params[0][rows.to(params[0].device)] = encode(param, given.to(params[0].device))
-    transforms = transforms or default_transforms()
-    optimizer = torch.optim.Adam(params, lr=lr)
-    was_training = model.training
-    flags = [p.requires_grad for p in model.parameters()]
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    try:
-        for _ in range(steps):
-            optimizer.zero_grad()
-            image = transforms(to_image(), g)
-            loss = -objective(capture(specimen, image, objective.needs)).sum()
-            loss.backward()
-            optimizer.step()
-    finally:
-        for p, flag in zip(model.parameters(), flags, strict=True):
-            p.requires_grad_(flag)
-        model.train(was_training)
-    return to_image().detach()
-
-
 @dataclass(frozen=True)
 class Superstimuli:
     """``images [C, C_in, H, W]`` in [0, 1]; ``activation [C]`` the post-activation mean each
-    reaches in its own unit (or the class probability); ``used[c]`` says how channel ``c``
-    started: ``"post"`` (its activation from a random start), ``"pre"`` (silent on the random
-    start: its pre-activation raised until it fires), ``"digit"`` (silent on the random start:
-    started from the data image that excites it most)."""
+    reaches in its own unit (or the class probability); ``used[c]`` says how unit ``c`` was
+    optimised. Channels: ``"post"`` (its activation from a random start), ``"pre"`` (silent on
+    the random start: its pre-activation raised until it fires), ``"digit"`` (silent on the
+    random start: started from the data image that excites it most). Classes: ``"random"``
+    (from the seeded random start), ``"mean-digit"`` (from the mean of the data, the same start
+    for every class), ``"class-mean"`` (fallback: from its own class's mean digit, where the
+    shared start did not give a sure, class-like image). ``"+redirected"`` is added where a
+    silent ReLU passed no gradient and the redirected one was used (:mod:`dissect.redirect`)."""
 
     images: torch.Tensor
     activation: torch.Tensor
@@ -103,7 +56,7 @@ DEFAULT_REGULARISERS = 0.1 * total_variation() + 0.05 * l2()
 
 
 def _start(specimen: Specimen, n: int, g: torch.Generator, param: str) -> Param:
-    return PARAMETRISATIONS[param](n, g, shape=specimen.spec.shape, device=specimen.device)
+    return start_images(specimen, n, g, param)
 
 
 @torch.no_grad()
@@ -162,15 +115,18 @@ def layer_superstimuli(
     used = ["pre" if d else "post" for d in dead.tolist()]
     start, scale = None, torch.ones(len(idx), device="cpu")
     if data is not None:
-        best, which = _best_in_data(specimen, layer, idx, data)
+        best, which = best_in_data(specimen, layer, idx, data)
         rows = torch.nonzero(dead & (best > 0)).flatten()
         start = (rows, data[which[rows]]) if len(rows) else None
         for row in rows.tolist():
             used[row] = "digit"
         scale = torch.where(best > 0, best, 1.0)
     objective = _fire_or_rise(layer, idx, scale) + DEFAULT_REGULARISERS
-    images = render(specimen, objective, len(idx), steps=steps, lr=lr, param=param, seed=seed,
-                    start=start)  # fmt: skip
+    images, redirected = render_noting_fallbacks(specimen, objective, len(idx), steps=steps,
+                                                 lr=lr, param=param, seed=seed, start=start)  # fmt: skip
+    used = [
+        u + ("+redirected" if r else "") for u, r in zip(used, redirected.tolist(), strict=True)
+    ]
     post = channels_batch(f"{layer}:post", idx)
     with torch.no_grad():
         reached = post(capture(specimen, images, {f"{layer}:post"})).cpu()
@@ -184,7 +140,7 @@ def layer_superstimuli(
 
 
 @torch.no_grad()
-def _best_in_data(
+def best_in_data(
     specimen: Specimen, layer: str, idx: torch.Tensor, data: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(best [C], which [C])``: each channel's highest post-activation mean over ``data`` and
@@ -204,24 +160,88 @@ def class_superstimuli(
     seed: int = 0,
     param: str = "fourier",
     lr: float = 0.05,
+    data: torch.Tensor | None = None,
+    labels: torch.Tensor | None = None,
+    sure: float = 0.9,
 ) -> Superstimuli:
-    """One image per class maximising the study's class objective; ``activation`` is the
-    probability the model gives the image's own class."""
+    """One image per class maximising its (capped) log-probability; ``activation`` is the
+    probability the model gives the image's own class. With ``data`` (pixel images) every
+    class starts from their mean (a digit-like start, the same for every class, so what makes
+    each image its class comes from the network); with ``labels [N]`` too, a class whose image
+    is not ``sure`` or not closest (correlation) to its own class's mean of ``data`` is
+    re-optimised from that class mean and the better of the two kept (``used`` says which)."""
     specimen = specimen_of(model)
     k = specimen.num_classes
     classes = torch.arange(k, device="cpu")  # indexes the .cpu() probabilities below
-    images = render(
-        specimen,
-        classes_batch(classes) + DEFAULT_REGULARISERS,
-        k,
-        steps=steps,
-        lr=lr,
-        param=param,
-        seed=seed,
-    )
-    with torch.no_grad():
-        probs = capture(specimen, images, {"log_softmax"})["log_softmax"].exp().cpu()
-    return Superstimuli(images.cpu(), probs[classes, classes], ["logits"] * k, "classes")
+    objective = classes_confidence(classes) + DEFAULT_REGULARISERS
+    start, used = None, ["random"] * k
+    if data is not None:
+        start, used = (
+            (classes, data.mean(0, keepdim=True).expand(k, *data.shape[1:])),
+            ["mean-digit"] * k,
+        )
+    images, redirected = render_noting_fallbacks(specimen, objective, k, steps=steps, lr=lr,
+                                                 param=param, seed=seed, start=start)  # fmt: skip
+    probs = _own_probability(specimen, images)
+    if data is not None and labels is not None:
+        means = class_means(data, labels, k)
+        bad = torch.nonzero((probs < sure) | ~closest_to_own(images, means)).flatten()
+        if len(bad):
+            again, again_redirected = render_noting_fallbacks(
+                specimen, objective, k, steps=steps, lr=lr, param=param, seed=seed,
+                start=(classes, means))  # fmt: skip
+            again_probs = _own_probability(specimen, again)
+            better = _quality(again, again_probs, means, sure) > _quality(
+                images, probs, means, sure
+            )
+            for c in bad.tolist():
+                if better[c]:
+                    images[c], probs[c], used[c] = again[c], again_probs[c], "class-mean"
+                    redirected[c] = again_redirected[c]
+    used = [
+        u + ("+redirected" if r else "") for u, r in zip(used, redirected.tolist(), strict=True)
+    ]
+    return Superstimuli(images, probs, used, "classes")
+
+
+@torch.no_grad()
+def _own_probability(specimen: Specimen, images: torch.Tensor) -> torch.Tensor:
+    """``[K]``: the probability image ``k`` of ``images [K, C, H, W]`` gets for class ``k``."""
+    probs = capture(specimen, images, {"log_softmax"})["log_softmax"].exp().cpu()
+    rows = torch.arange(len(images), device="cpu")
+    return probs[rows, rows]
+
+
+def class_means(data: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
+    """``[K, C, H, W]``: the mean image of each class of ``data``/``labels`` (zeros if absent)."""
+    data, labels = data.cpu(), labels.cpu()
+    return torch.stack([
+        data[labels == c].mean(0) if bool((labels == c).any()) else torch.zeros(data.shape[1:], device=data.device)
+        for c in range(k)
+    ])  # fmt: skip
+
+
+def mean_correlations(images: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
+    """``[N, K]``: Pearson correlation of each image ``[N, C, H, W]`` with each class mean."""
+
+    def unit(x: torch.Tensor) -> torch.Tensor:
+        flat = x.detach().cpu().double().flatten(1)
+        return torch.nn.functional.normalize(flat - flat.mean(1, keepdim=True), dim=1)
+
+    return (unit(images) @ unit(means).T).float()
+
+
+def closest_to_own(images: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
+    """``[K]`` bool: class image ``k`` correlates more with class mean ``k`` than any other."""
+    corr = mean_correlations(images, means)
+    return corr.argmax(1) == torch.arange(len(images), device=corr.device)
+
+
+def _quality(
+    images: torch.Tensor, probs: torch.Tensor, means: torch.Tensor, sure: float
+) -> torch.Tensor:
+    """Sure and class-like beats either alone; then the higher probability."""
+    return 2.0 * (probs >= sure).float() + 2.0 * closest_to_own(images, means).float() + probs
 
 
 def plainness_scores(images: torch.Tensor) -> torch.Tensor:

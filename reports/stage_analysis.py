@@ -162,12 +162,14 @@ def write_audits(ctx: StageContext, model: Any, meta: CheckpointMeta) -> None:
 
 def run_superstimuli(ctx: StageContext, net: Network) -> dict[str, Any]:
     """A superstimulus for every channel of every conv layer, and for every class."""
+    from dissect.infra.checkpoints import load_checkpoint_data
     from dissect.steps import SuperstimuliConfig, write_superstimuli
 
     c = ctx.config
-    model, _ = load_network(ctx, net)
+    model, meta = load_network(ctx, net)
+    images, labels = load_checkpoint_data(meta, "train")
     config = SuperstimuliConfig(steps=c.superstimulus_steps, seed=c.seed)
-    found = write_superstimuli(model, ctx.out, config)
+    found = write_superstimuli(model, ctx.out, config, images.to(ctx.device), labels.to(ctx.device))
     return {"units": len(found.activations), "steps": c.superstimulus_steps}
 
 
