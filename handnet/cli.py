@@ -20,7 +20,7 @@ from dissect.infra.runtime import (
     positive_int,
     run_cli,
 )
-from handnet.finetune import FINETUNE_LR, MODES
+from handnet.finetune import FINETUNE_LR, FINETUNE_PATIENCE, MODES
 from handnet.steps import (
     BuildStep,
     FinetuneStep,
@@ -70,7 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--mode", choices=MODES, required=True,
         help="constrained: only the interpretable parameters; free: every weight (required)",
     )  # fmt: skip
-    f.add_argument("--epochs", type=positive_int, default=40, help="epochs")
+    f.add_argument(
+        "--epochs", type=positive_int, default=40, help="most epochs (default %(default)s)"
+    )
+    f.add_argument(
+        "--patience", type=positive_int, default=FINETUNE_PATIENCE,
+        help="stop once validation accuracy has not improved for this many epochs; best/ "
+        "keeps the best epoch (default %(default)s)",
+    )  # fmt: skip
     f.add_argument("--batch-size", type=positive_int, default=64, help="global batch")
     f.add_argument("--lr", type=positive_float, default=FINETUNE_LR, help="peak learning rate")
     f.add_argument("--no-augment", action="store_true", help="train without random affine")
@@ -191,7 +198,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     device = common.setup_runtime(args)
     training = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                            augment=not args.no_augment, seed=args.seed,
-                           snapshot_every=args.snapshot_every)  # fmt: skip
+                           snapshot_every=args.snapshot_every,
+                           patience=args.patience)  # fmt: skip
     out = Path(args.out or f"runs/handnet/{args.mode}")
     if args.force:
         common.clear_run(out)

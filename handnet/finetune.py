@@ -27,6 +27,7 @@ from simpleconvnet.train import TrainConfig, TrainResult, fit
 __all__ = [
     "MODES",
     "FINETUNE_LR",
+    "FINETUNE_PATIENCE",
     "FinetuneResult",
     "trainable_parameters",
     "freed_copy",
@@ -38,6 +39,9 @@ MODES = ("constrained", "free")
 #: The peak learning rate of HandNet fine-tuning: the one default of ``handnet finetune`` and of
 #: the pipeline's fine-tuning stages.
 FINETUNE_LR = 3e-3
+#: Fine-tuning stops once validation accuracy has not improved for this many epochs (the
+#: default of ``handnet finetune --patience`` and of the pipeline's fine-tuning stages).
+FINETUNE_PATIENCE = 5
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,7 @@ def finetune(
     mode: str,
     config: TrainConfig,
     *,
+    val: tuple[torch.Tensor, torch.Tensor] | None = None,
     out_dir: str | Path | None = None,
     metadata: CheckpointMeta | None = None,
     resume: bool = False,
@@ -88,6 +93,7 @@ def finetune(
     :func:`freed_copy`. With ``out_dir`` the loop writes ``last/``, ``best/`` (the same
     checkpoint format as SimpleConvNet), ``history.csv`` and ``snapshots.safetensors``;
     ``resume`` continues from ``out_dir/last`` and ends where an uninterrupted run would;
+    ``val`` (the validation digits) chooses ``best/`` and stops the run by ``config.patience``;
     ``on_epoch_end`` is passed to the training loop. The checkpoints' metadata is ``metadata``
     (the data set and parent the caller knows) as a HandNet of mode ``mode``, with its number
     of trainable parameters and what training adds.
@@ -101,7 +107,7 @@ def finetune(
     meta = (metadata or CheckpointMeta()).with_(
         kind="HandNet", mode=mode, trainable_parameters=trainable
     )
-    result = fit(net, train, test, config, out_dir=out_dir, metadata=meta, resume=resume,
+    result = fit(net, train, test, config, val=val, out_dir=out_dir, metadata=meta, resume=resume,
                  quiet=quiet, desc=f"finetune {mode}", on_epoch_end=on_epoch_end)  # fmt: skip
     return FinetuneResult(net, result, trainable)
 

@@ -28,12 +28,18 @@ from dissect.infra.checkpoints import (
     load_checkpoint_data,
     save_model,
 )
-from dissect.infra.datasets import load_split
+from dissect.infra.datasets import load_split, split_validation
 from dissect.infra.errors import AuditError
-from handnet.finetune import FINETUNE_LR, filter_drift, finetune, trainable_parameters
+from handnet.finetune import (
+    FINETUNE_LR,
+    FINETUNE_PATIENCE,
+    filter_drift,
+    finetune,
+    trainable_parameters,
+)
 from handnet.head import HeadFit, fit_head
 from handnet.model import HandNet, default_config
-from simpleconvnet.train import TrainConfig, evaluate
+from simpleconvnet.train import TrainConfig, describe_best, evaluate
 
 __all__ = [
     "BuildStep",
@@ -104,8 +110,10 @@ def build_step(
     measure its test accuracy and save it as a ``hand-built`` checkpoint in ``out_dir``.
 
     ``quiet`` is accepted for the steps' common signature: the closed-form fit has no progress
-    to show."""
-    train = load_split(config.dataset, "train", config.data_dir, config.download)
+    to show. The head is fitted on the training digits less the validation ones
+    (:func:`dissect.infra.datasets.split_validation`), which fine-tuning decides on."""
+    full = load_split(config.dataset, "train", config.data_dir, config.download)
+    train, _ = split_validation(*full, config.dataset)
     test = load_split(config.dataset, "test", config.data_dir)
     model, head = build_handnet(config.widths, config.fc4, train, config.l2, device)
     result = evaluate(model, *test)
@@ -137,13 +145,17 @@ def build_step(
 class FinetuneStep:
     """What to fine-tune: the built HandNet ``checkpoint`` (as given; recorded as the parent),
     the ``mode`` (``constrained``: only the interpretable parameters; ``free``: every weight),
-    the training loop's settings (by default ``handnet finetune``'s: 40 epochs at
-    :data:`~handnet.finetune.FINETUNE_LR`), and ``data_dir`` to read the checkpoint's data set
+    the training loop's settings (by default ``handnet finetune``'s: at most 40 epochs at
+    :data:`~handnet.finetune.FINETUNE_LR`, stopping after
+    :data:`~handnet.finetune.FINETUNE_PATIENCE` epochs without a better validation accuracy),
+    and ``data_dir`` to read the checkpoint's data set
     from another folder. ``resume`` continues from ``out_dir/last``."""
 
     checkpoint: str | Path
     mode: str
-    training: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=40, lr=FINETUNE_LR))
+    training: TrainConfig = field(
+        default_factory=lambda: TrainConfig(epochs=40, lr=FINETUNE_LR, patience=FINETUNE_PATIENCE)
+    )
     data_dir: str | None = None
     resume: bool = False
 
@@ -151,13 +163,19 @@ class FinetuneStep:
 @dataclass(frozen=True)
 class FinetuneOutcome:
     """The last epoch's checkpoint folder (``out_dir/last``), its test accuracy, the number of
-    trainable parameters and the training seconds."""
+    trainable parameters, the training seconds, the epochs that ran (fewer than the cap when
+    the patience ran out) and the epoch ``best/`` holds with its validation and test
+    accuracies."""
 
     checkpoint: Path
     accuracy: float
     trainable_parameters: int
     seconds: float
     message: str  # what ``handnet finetune`` prints
+    epochs_run: int = 0
+    best_epoch: int = 0
+    best_val_accuracy: float | None = None
+    best_accuracy: float | None = None
 
 
 def check_built(model: nn.Module, path: str | Path) -> HandNet:
@@ -175,26 +193,36 @@ def finetune_step(
 ) -> FinetuneOutcome:
     """Fine-tune the built HandNet ``config.checkpoint`` on its own data set in ``config.mode``;
     write ``last/``, ``best/``, ``history.csv``, ``snapshots.safetensors`` and ``drift.csv``
-    into ``out_dir``."""
+    into ``out_dir``. It is fitted on the training digits less the validation ones, which
+    choose ``best/`` and stop it (:func:`dissect.infra.datasets.split_validation`)."""
     out_dir = Path(out_dir)
     loaded, meta = load_checkpoint(config.checkpoint, map_location=device)
     model = check_built(loaded, config.checkpoint)
-    train = load_checkpoint_data(meta, "train", config.data_dir)
+    full = load_checkpoint_data(meta, "train", config.data_dir)
+    train, val = split_validation(*full, str(meta.data.get("name")))
     test = load_checkpoint_data(meta, "test", config.data_dir)
     before = HandNet(model.current_config()).to(device)
     before.load_state_dict(model.state_dict())
     parent = CheckpointMeta(data=meta.data, parent=str(Path(config.checkpoint).resolve()))
     result = finetune(model, train, test, config.mode, config.training, out_dir=out_dir,
-                      metadata=parent, resume=config.resume, quiet=quiet)  # fmt: skip
+                      val=val, metadata=parent, resume=config.resume, quiet=quiet)  # fmt: skip
     if dist.is_main():
         drift = filter_drift(before, result.model)
         atomic_save(out_dir / "drift.csv", lambda p: drift.to_csv(p, index=False))
-    accuracy = result.train.final.accuracy
+    run = result.train
+    accuracy = run.final.accuracy
+    stopped = (
+        " (validation accuracy stopped improving)"
+        if run.epochs_run < config.training.epochs
+        else ""
+    )
     message = (
         f"HandNet fine-tuned ({config.mode}, {result.trainable} trainable parameters): test "
-        f"accuracy {accuracy:.2%} after {config.training.epochs} epoch(s); checkpoints and "
-        f"drift.csv in {out_dir}/"
+        f"accuracy {accuracy:.2%} after {run.epochs_run} of at most {config.training.epochs} "
+        f"epoch(s){stopped}; {describe_best(run)}; checkpoints and drift.csv in {out_dir}/"
     )
     return FinetuneOutcome(
-        out_dir / "last", accuracy, result.trainable, result.train.seconds, message
-    )
+        out_dir / "last", accuracy, result.trainable, run.seconds, message,
+        epochs_run=run.epochs_run, best_epoch=run.best_epoch,
+        best_val_accuracy=run.best_val_accuracy, best_accuracy=run.best_accuracy,
+    )  # fmt: skip

@@ -45,9 +45,9 @@ ROLES: tuple[Role, ...] = (
          "simpleconvnet prune runs/scn/last --out runs/scn-pruned"),
     Role("handnet", "handnet-build", "HandNet", ("hand-built",), ".",
          "handnet build --out runs/hand"),
-    Role("constrained", "handnet-constrained", "HandNet", ("constrained",), "last",
+    Role("constrained", "handnet-constrained", "HandNet", ("constrained",), "best",
          "handnet finetune runs/hand --mode constrained --out runs/hand-constrained"),
-    Role("free", "handnet-free", "HandNet", ("free",), "last",
+    Role("free", "handnet-free", "HandNet", ("free",), "best",
          "handnet finetune runs/hand --mode free --out runs/hand-free"),
 )  # fmt: skip
 

@@ -37,6 +37,8 @@ def run_train(ctx: StageContext) -> dict[str, Any]:
         "checkpoint": f"{ctx.out.name}/last",
         "accuracy": out.accuracy,
         "best_accuracy": out.best_accuracy,
+        "best_val_accuracy": out.best_val_accuracy,
+        "best_epoch": out.best_epoch,
         "train_seconds": out.seconds,
     }
 
@@ -86,19 +88,29 @@ def run_handnet_build(ctx: StageContext) -> dict[str, Any]:
 
 def run_handnet_finetune(ctx: StageContext, mode: str) -> dict[str, Any]:
     """Fine-tune the hand-built HandNet (``constrained`` or ``free``); how far filters drift."""
-    from handnet.finetune import FINETUNE_LR
+    from handnet.finetune import FINETUNE_LR, FINETUNE_PATIENCE
     from handnet.steps import FinetuneStep, finetune_step
     from simpleconvnet.train import TrainConfig
 
     c = ctx.config
     training = TrainConfig(
-        epochs=c.finetune_epochs, lr=FINETUNE_LR, seed=c.seed, snapshot_every=SNAPSHOT_EVERY
+        epochs=c.finetune_epochs,
+        lr=FINETUNE_LR,
+        seed=c.seed,
+        snapshot_every=SNAPSHOT_EVERY,
+        patience=FINETUNE_PATIENCE,
     )
     step = FinetuneStep(checkpoint_of(ctx, "handnet-build"), mode, training, data_dir=c.data_dir)
     out = finetune_step(step, ctx.out, ctx.device, ctx.quiet)
+    # The epoch chosen on the validation digits: with patience, last/ is `patience` epochs past
+    # it, at a learning rate still high.
     return {
-        "checkpoint": f"{ctx.out.name}/last",
-        "accuracy": out.accuracy,
+        "checkpoint": f"{ctx.out.name}/best",
+        "accuracy": out.best_accuracy,
+        "last_accuracy": out.accuracy,
         "trainable_parameters": out.trainable_parameters,
         "train_seconds": out.seconds,
+        "epochs_run": out.epochs_run,
+        "best_epoch": out.best_epoch,
+        "best_val_accuracy": out.best_val_accuracy,
     }

@@ -98,16 +98,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--budget",
         type=non_negative_float,
         default=0.5,
-        help="accuracy points conv3's removal may cost",
+        help="validation accuracy points conv3's removal may cost (default 0.5)",
     )
     p.add_argument(
         "--weights", default="variation=1,structure=1,superstimulus=1,selectivity=1",
         help="weights of the four criteria (variation, structure, superstimulus, selectivity)",
     )  # fmt: skip
-    p.add_argument("--epochs", type=positive_int, default=3, help="retraining epochs per cut")
     p.add_argument(
-        "--final-epochs", type=positive_int, default=40, help="retraining after the last cut"
-    )
+        "--epochs", type=positive_int, default=3,
+        help="most retraining epochs per cut (default 3)",
+    )  # fmt: skip
+    p.add_argument(
+        "--final-epochs", type=positive_int, default=40,
+        help="most retraining epochs after the last cut and without conv3 (default 40)",
+    )  # fmt: skip
+    p.add_argument(
+        "--tolerance", type=non_negative_float, default=PruneConfig().tolerance,
+        help="a retraining stops once validation accuracy is back within this many points of "
+        "its value before the cut (default %(default)s)",
+    )  # fmt: skip
     p.add_argument(
         "--superstimulus-steps", type=positive_int, default=PruneConfig().superstimulus_steps,
         help="optimisation steps of each channel's plain superstimulus (a criterion)",
@@ -149,7 +158,7 @@ def prune_step_of(args: argparse.Namespace) -> PruneStep:
     config = PruneConfig(
         iterations=args.iterations, targets=targets,
         budget=args.budget, weights=parse_weights(args.weights), epochs=args.epochs,
-        final_epochs=args.final_epochs, seed=args.seed, drop_redundant=not args.keep_conv3,
+        final_epochs=args.final_epochs, tolerance=args.tolerance, seed=args.seed, drop_redundant=not args.keep_conv3,
         superstimulus_steps=args.superstimulus_steps,
     )  # fmt: skip
     return PruneStep(source=args.ckpt, pruning=config, random=args.random, resume=args.resume)

@@ -3,6 +3,7 @@ and the choice of channels (:mod:`simpleconvnet.selection`)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from dissect.infra.errors import AuditError
@@ -16,13 +17,22 @@ DEFAULT_WEIGHTS = {"variation": 1.0, "structure": 1.0, "superstimulus": 1.0, "se
 
 @dataclass(frozen=True)
 class PruneConfig:
+    """How to prune. Every decision is taken on the validation split: ``budget`` compares the
+    net without conv3 with the unpruned one there, and each retraining (after a cut: at most
+    ``epochs``; for the net without conv3 at most ``final_epochs``) stops as soon as
+    validation accuracy is back within ``tolerance`` points of what it was before the cut
+    (before removing conv3). The retraining after the last cut runs all ``final_epochs``:
+    stopped early it ends at a high learning rate, and the pruned net is what is reported."""
+
     iterations: int = 7
     # conv3's width applies while it is kept; the redundant-layer test may then drop it
     targets: tuple[int, ...] = (8, 16, 16)
     budget: float = 0.5  # accuracy points the pruned net may lose against the unpruned one
     weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
-    epochs: int = 3
-    final_epochs: int = 40
+    epochs: int = 3  # the cap of each retraining but the last
+    final_epochs: int = 40  # the cap of the last retraining and of the net without conv3
+    #: accuracy points below its pre-cut validation accuracy at which a retraining stops
+    tolerance: float = 0.2
     lr: float = 1e-3
     seed: int = 0
     drop_redundant: bool = True
@@ -35,3 +45,5 @@ class PruneConfig:
             raise AuditError(f"unknown criteria {sorted(unknown)}: use {', '.join(CRITERIA)}")
         if self.iterations < 1 or min(self.targets, default=1) < 1:
             raise AuditError("--iterations and every --targets width must be at least 1")
+        if not (math.isfinite(self.tolerance) and self.tolerance >= 0):
+            raise AuditError(f"--tolerance must be a number of 0 or more, not {self.tolerance}")

@@ -15,11 +15,11 @@ from typing import Any
 import torch
 
 from dissect.infra.checkpoints import CheckpointMeta, load_checkpoint_data
-from dissect.infra.datasets import load_split
+from dissect.infra.datasets import load_split, split_validation
 from simpleconvnet.checkpoint import load_model
 from simpleconvnet.model import SimpleConvNet, SimpleConvNetConfig, init_weights
 from simpleconvnet.prune import PruneConfig, PruneResult, choose_at_random, choose_by_score, prune
-from simpleconvnet.train import TrainConfig, fit
+from simpleconvnet.train import TrainConfig, describe_best, fit
 
 __all__ = ["TrainStep", "TrainOutcome", "train_step", "PruneStep", "PruneOutcome", "prune_step"]
 
@@ -45,22 +45,29 @@ class TrainStep:
 
 @dataclass(frozen=True)
 class TrainOutcome:
-    """``checkpoint``: the last epoch's folder (``OUT/last``; ``OUT/best`` beside it scored
-    best on the test set, which is not for choosing a model); accuracies on the test split."""
+    """``checkpoint``: the last epoch's folder (``OUT/last``; ``OUT/best`` beside it is the
+    epoch ``best_epoch`` that scored best on the validation split); ``accuracy`` and
+    ``best_accuracy``: their accuracies on the test split; ``best_val_accuracy``: ``best/``'s
+    on the validation split."""
 
     checkpoint: Path
     accuracy: float
     best_accuracy: float
     seconds: float
     message: str  # what ``simpleconvnet train`` prints
+    best_val_accuracy: float | None = None
+    best_epoch: int = 0
 
 
 def train_step(
     config: TrainStep, out_dir: str | Path, device: torch.device, quiet: bool
 ) -> TrainOutcome:
     """Load the data set, build and seed the model, train it into ``out_dir`` (``last/``,
-    ``best/``, ``history.csv``, ``confusion.csv``, ``snapshots.safetensors``)."""
-    train = load_split(config.dataset, "train", config.data_dir, config.download)
+    ``best/``, ``history.csv``, ``confusion.csv``, ``snapshots.safetensors``): fitted on the
+    training split less its validation digits, which choose ``best/``
+    (:func:`dissect.infra.datasets.split_validation`)."""
+    full = load_split(config.dataset, "train", config.data_dir, config.download)
+    train, val = split_validation(*full, config.dataset)
     test = load_split(config.dataset, "test", config.data_dir, False)
     model = SimpleConvNet(SimpleConvNetConfig(convs=config.widths, fc4=config.fc4))
     init_weights(model, torch.Generator().manual_seed(config.training.seed))
@@ -69,13 +76,13 @@ def train_step(
         kind=KIND, mode="trained", data={"name": config.dataset, "data_dir": config.data_dir}
     )
     result = fit(
-        model, train, test, config.training, out_dir=out_dir, metadata=meta,
+        model, train, test, config.training, val=val, out_dir=out_dir, metadata=meta,
         resume=config.resume, quiet=quiet,
     )  # fmt: skip
     message = (
         f"SimpleConvNet {model.config.convs} on {config.dataset}: test accuracy "
-        f"{result.final.accuracy:.2%} (best {result.best_accuracy:.2%}) after "
-        f"{config.training.epochs} epoch(s), {result.seconds:.1f} s; checkpoints in {out_dir}/"
+        f"{result.final.accuracy:.2%} after {result.epochs_run} epoch(s), {result.seconds:.1f} s; "
+        f"{describe_best(result)}; checkpoints in {out_dir}/"
     )
     return TrainOutcome(
         checkpoint=Path(out_dir) / "last",
@@ -83,6 +90,8 @@ def train_step(
         best_accuracy=result.best_accuracy,
         seconds=result.seconds,
         message=message,
+        best_val_accuracy=result.best_val_accuracy,
+        best_epoch=result.best_epoch,
     )
 
 
@@ -120,13 +129,13 @@ def prune_step(
     into ``out_dir`` (``iter_K/``, ``final/``, ``history.csv``, ``scores.csv``,
     ``redundancy.json``); see :func:`simpleconvnet.prune.prune`."""
     model, source = load_model(config.source, SimpleConvNet, map_location=device)
-    train = load_checkpoint_data(source, "train")
+    train, val = split_validation(*load_checkpoint_data(source, "train"), source.data["name"])
     test = load_checkpoint_data(source, "test")
     before = sum(p.numel() for p in model.parameters())
     meta = CheckpointMeta(kind=KIND, data=source.data, parent=str(Path(config.source).resolve()))
     chooser = choose_at_random(config.pruning.seed) if config.random else choose_by_score
     result = prune(
-        model, train, test, config.pruning, out_dir=out_dir, metadata=meta, chooser=chooser,
+        model, train, test, config.pruning, val=val, out_dir=out_dir, metadata=meta, chooser=chooser,
         resume=config.resume, quiet=quiet,
     )  # fmt: skip
     after = sum(p.numel() for p in result.model.parameters())

@@ -31,6 +31,7 @@ from simpleconvnet.data import augment
 from simpleconvnet.evaluation import EvalResult, evaluate
 from simpleconvnet.train_folder import (
     Snapshots,
+    best_row,
     load_snapshots,
     resume_run,
     write_epoch,
@@ -42,6 +43,9 @@ __all__ = [
     "TrainResult",
     "EvalResult",
     "fit",
+    "best_row",
+    "should_stop",
+    "describe_best",
     "evaluate",
     "one_cycle_lr",
     "make_optimizer",
@@ -50,7 +54,12 @@ __all__ = [
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How to train. ``batch_size`` is the global batch (split across ranks)."""
+    """How to train. ``batch_size`` is the global batch (split across ranks).
+
+    ``epochs`` is a cap when a stopping rule is set, both judged on the validation split after
+    each epoch: ``patience`` stops once validation accuracy has not improved for that many
+    epochs; ``stop_at_val_accuracy`` stops once it reaches that value (a fraction). The
+    learning-rate schedule is always laid out over ``epochs``."""
 
     epochs: int = 15
     batch_size: int = 64
@@ -62,6 +71,8 @@ class TrainConfig:
     seed: int = 0
     snapshot_every: int = 200
     eval_batch_size: int = 1000
+    patience: int | None = None
+    stop_at_val_accuracy: float | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -70,14 +81,24 @@ class TrainConfig:
             raise AuditError(f"unknown optimizer {self.optimizer!r}: use adam or sgd")
         if self.schedule not in ("onecycle", "constant"):
             raise AuditError(f"unknown schedule {self.schedule!r}: use onecycle or constant")
+        if self.patience is not None and self.patience < 1:
+            raise AuditError(f"--patience must be at least 1, not {self.patience}")
 
 
 @dataclass
 class TrainResult:
+    """``final``: the last epoch on the test split; ``best_epoch``: the epoch ``best/`` holds
+    (the best validation accuracy, the first of equals; the last epoch without a validation
+    split), ``best_accuracy`` its test accuracy, ``best_val_accuracy`` its validation accuracy
+    (``None`` without one); ``epochs_run``: how many epochs ran, at most ``config.epochs``."""
+
     history: pd.DataFrame
     final: EvalResult
     best_accuracy: float
     seconds: float
+    best_val_accuracy: float | None = None
+    best_epoch: int = 0
+    epochs_run: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -106,12 +127,33 @@ def _epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=g, device=g.device)
 
 
+def describe_best(result: TrainResult) -> str:
+    """``best/`` in words: its epoch and accuracies."""
+    val = result.best_val_accuracy
+    chosen = f"validation {val:.2%}" if val is not None else "no validation split: the last"
+    return f"best/: epoch {result.best_epoch} ({chosen}, test {result.best_accuracy:.2%})"
+
+
+def should_stop(rows: list[dict[str, Any]], config: TrainConfig) -> bool:
+    """Whether training stops after the last of the history ``rows``, by ``config``'s rules on
+    the validation split (a pure function of the history, so ``--resume`` agrees)."""
+    best = best_row(rows)
+    if best is None or "val_accuracy" not in rows[-1]:
+        return False
+    target = config.stop_at_val_accuracy
+    if target is not None and rows[-1]["val_accuracy"] >= target:
+        return True
+    patience = config.patience
+    return patience is not None and rows[-1]["epoch"] - best["epoch"] >= patience
+
+
 def fit(
     model: nn.Module,
     train: tuple[torch.Tensor, torch.Tensor],
     test: tuple[torch.Tensor, torch.Tensor],
     config: TrainConfig,
     *,
+    val: tuple[torch.Tensor, torch.Tensor] | None = None,
     out_dir: str | Path | None = None,
     metadata: CheckpointMeta | dict[str, Any] | None = None,
     resume: bool = False,
@@ -119,9 +161,14 @@ def fit(
     desc: str = "train",
     on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> TrainResult:
-    """Train ``model`` (already on its device) on ``train`` and evaluate on ``test`` each epoch.
+    """Train ``model`` (already on its device) on ``train`` and evaluate on ``test`` (and
+    ``val``) each epoch.
 
-    ``train``/``test`` are ``(images [N,1,28,28] in [0,1], labels [N])``. With ``out_dir``,
+    ``train``/``test``/``val`` are ``(images [N,1,28,28] in [0,1], labels [N])``. Every
+    decision is taken on ``val``, never on ``test`` (only reported): ``best/`` is the epoch of
+    :func:`best_row`, and ``config``'s stopping rules (:func:`should_stop`); without ``val`` (or
+    with an empty one) nothing is chosen: ``best/`` is the last epoch and no rule stops early.
+    With ``out_dir``,
     writes ``last/`` and ``best/`` checkpoints, ``history.csv`` and ``snapshots.safetensors``
     (rank 0 only, atomically; each checkpoint folder is replaced whole, see
     :func:`~simpleconvnet.train_folder.write_epoch`); their ``model.json`` is ``metadata`` (the
@@ -132,6 +179,8 @@ def fit(
     """
     device = next(model.parameters()).device
     out = Path(out_dir) if out_dir is not None else None
+    if val is not None and len(val[1]) == 0:  # a tiny data set carves no validation digits
+        val = None
     images, labels = train[0].to(device), train[1].to(device)
     n = len(images)
     steps_per_epoch = math.ceil(n / config.batch_size)
@@ -139,10 +188,10 @@ def fit(
     optimizer = make_optimizer(model.parameters(), config)
     train_config = asdict(config)
     rows: list[dict[str, Any]] = []
-    start_epoch, best, elapsed = 0, -1.0, 0.0
+    start_epoch, elapsed = 0, 0.0
     snapshots = Snapshots(out / "snapshots.safetensors" if out else None, config.snapshot_every, {})
     if resume:
-        start_epoch, best, elapsed, rows = resume_run(model, optimizer, out, config.seed, device)
+        start_epoch, _, elapsed, rows = resume_run(model, optimizer, out, config.seed, device)
         snapshots.frames = load_snapshots(
             snapshots.path,  # type: ignore[arg-type]
             start_epoch * steps_per_epoch,
@@ -158,6 +207,8 @@ def fit(
     if out is not None and final is not None and dist.is_main():
         write_tables(out, rows, final)  # a kill may have come after last/ but before them
     for epoch in range(start_epoch, config.epochs):
+        if should_stop(rows, config):
+            break
         t0 = time.perf_counter()
         model.train()
         order = _epoch_order(n, config.seed, epoch)
@@ -195,6 +246,7 @@ def fit(
                 correct += (output.argmax(1) == y).sum()
         loss_sum, correct = dist.all_reduce_sum(loss_sum), dist.all_reduce_sum(correct)
         final = evaluate(model, *test, batch_size=config.eval_batch_size)
+        checked = evaluate(model, *val, batch_size=config.eval_batch_size) if val else None
         elapsed += time.perf_counter() - t0
         row = {
             "epoch": epoch + 1,
@@ -204,26 +256,32 @@ def fit(
             "train_accuracy": float(correct) / n,
             "test_loss": final.loss,
             "test_accuracy": final.accuracy,
+            **({"val_loss": checked.loss, "val_accuracy": checked.accuracy} if checked else {}),
             "seconds": round(elapsed, 3),
         }
         rows.append(row)
+        shown = f", val acc {checked.accuracy:.2%}" if checked else ""
         if not quiet and dist.is_main():
             print(
                 f"{desc} epoch {epoch + 1}/{config.epochs}: loss {row['train_loss']:.4f}, "
-                f"train acc {row['train_accuracy']:.2%}, test acc {final.accuracy:.2%}",
+                f"train acc {row['train_accuracy']:.2%}, test acc {final.accuracy:.2%}{shown}",
                 flush=True,
             )
-        improved = final.accuracy > best
-        best = max(best, final.accuracy)
         if out is not None:
             write_epoch(
-                model, optimizer, out, train_config, metadata, rows, final, best, improved,
-                snapshots,
+                model, optimizer, out, train_config, metadata, rows, final,
+                best_row(rows) is row, snapshots,
             )  # fmt: skip
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, row)
     assert final is not None
-    return TrainResult(pd.DataFrame(rows), final, best, elapsed)
+    best = best_row(rows)
+    assert best is not None
+    return TrainResult(
+        pd.DataFrame(rows), final, best["test_accuracy"], elapsed,
+        best_val_accuracy=best.get("val_accuracy"), best_epoch=best["epoch"],
+        epochs_run=rows[-1]["epoch"],
+    )  # fmt: skip
 
 
 __all__ += ["read_metadata"]

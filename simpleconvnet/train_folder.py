@@ -30,11 +30,20 @@ from simpleconvnet.checkpoint import (
 )
 from simpleconvnet.evaluation import EvalResult
 
-__all__ = ["Snapshots", "load_snapshots", "epoch_meta", "write_epoch", "write_tables", "resume_run"]
+__all__ = [
+    "Snapshots",
+    "load_snapshots",
+    "best_row",
+    "epoch_meta",
+    "write_epoch",
+    "write_tables",
+    "resume_run",
+]
 
 #: The columns of ``history.csv`` (and the keys of each ``history`` row), in this order.
 HISTORY_COLUMNS = (
-    "epoch", "step", "lr", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds",
+    "epoch", "step", "lr", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
+    "val_loss", "val_accuracy", "seconds",
 )  # fmt: skip
 
 
@@ -68,23 +77,40 @@ def load_snapshots(path: Path, up_to_step: int) -> dict[str, torch.Tensor]:
     return {k: v for k, v in frames.items() if int(k.rsplit("_", 1)[1]) <= up_to_step}
 
 
+def best_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The history row ``best/`` holds: the first with the highest ``val_accuracy``; without
+    validation columns, the last row (nothing to choose by: the test split never chooses)."""
+    if not rows:
+        return None
+    if "val_accuracy" not in rows[-1]:
+        return rows[-1]
+    top = max(r.get("val_accuracy", -1.0) for r in rows)  # an older version's rows: none
+    return next(r for r in rows if r.get("val_accuracy", -1.0) == top)
+
+
 def epoch_meta(
     train_config: dict[str, Any],
     metadata: CheckpointMeta | dict[str, Any] | None,
     rows: list[dict[str, Any]],
     final: EvalResult,
-    best: float,
 ) -> CheckpointMeta:
     """The caller's ``metadata`` (kind, mode, data, parent, ...) with what training adds: its
     seed, world size, epoch, metrics and history, and ``train_config`` (the
-    :class:`~simpleconvnet.train.TrainConfig` as a dict, an extra key)."""
+    :class:`~simpleconvnet.train.TrainConfig` as a dict, an extra key). The metrics are the
+    last epoch's on the test split, its ``val_loss``/``val_accuracy`` where there is a
+    validation split, and the best of them so far (``best_val_accuracy``, at ``best_epoch``)."""
     if not isinstance(metadata, CheckpointMeta):
         metadata = CheckpointMeta().with_(**(metadata or {}))
+    last = rows[-1]
+    val: dict[str, Any] = {k: last[k] for k in ("val_loss", "val_accuracy") if k in last}
+    best = best_row(rows)
+    if val and best is not None:
+        val.update(best_val_accuracy=best["val_accuracy"], best_epoch=best["epoch"])
     return metadata.with_(
         seed=train_config["seed"],
         world_size=dist.world_size(),
         epoch=rows[-1]["epoch"],
-        metrics={"accuracy": final.accuracy, **final.metrics(), "best_test_accuracy": best},
+        metrics={"accuracy": final.accuracy, **final.metrics(), **val},
         history=rows,
         versions=package_versions(),
         train_config=train_config,
@@ -92,19 +118,21 @@ def epoch_meta(
 
 
 def write_epoch(
-    model, optimizer, out, train_config, metadata, rows, final, best, improved, snapshots
+    model, optimizer, out, train_config, metadata, rows, final, improved, snapshots
 ) -> None:
     """Write an epoch's outputs; ``last/`` is the commit point.
 
     ``last/`` (optimiser state, training state, weights, ``model.json``) is written whole into
     a fresh ``last.tmp-XXXX/`` that then replaces it in one step (:func:`atomic_folder`), so
     ``last/`` is always one epoch's consistent checkpoint. What ``--resume`` cannot rebuild
-    comes before it: ``best/`` (also swapped in whole) and the snapshots, which an epoch
+    comes before it: ``best/`` (also swapped in whole; ``improved``: this epoch is the best on
+    the validation split) and the snapshots, which an epoch
     trained again after a kill writes again identically. What it can rebuild comes after:
     ``history.csv`` and ``confusion.csv`` (rewritten on resume).
     """
     if dist.is_main():
-        meta = epoch_meta(train_config, metadata, rows, final, best)
+        meta = epoch_meta(train_config, metadata, rows, final)
+        best = meta.metrics.get("best_val_accuracy", -1.0)
         state = {"epoch": rows[-1]["epoch"], "best": best, "elapsed": rows[-1]["seconds"]}
         if improved:
             with atomic_folder(out / "best") as tmp:
@@ -143,8 +171,8 @@ def resume_run(
     seed: int,
     device: torch.device,
 ) -> tuple[int, float, float, list[dict[str, Any]]]:
-    """Load ``out/last`` into ``model`` and ``optimizer``; returns ``(epochs done, best test
-    accuracy, seconds so far, history rows)``. A kill inside a folder swap is repaired first."""
+    """Load ``out/last`` into ``model`` and ``optimizer``; returns ``(epochs done, best
+    validation accuracy (-1 without one), seconds so far, history rows)``. A kill inside a folder swap is repaired first."""
     if out is not None and dist.is_main():
         recover_folder(out / "last")  # a kill inside a folder swap (see atomic_folder)
         recover_folder(out / "best")

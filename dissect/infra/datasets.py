@@ -12,6 +12,19 @@ It is the same on every machine because it depends on nothing but that seed.
 (``--download`` fetches MNIST where there is internet). Without a directory, ``fashion-mnist``
 is found in Debian's ``dataset-fashion-mnist`` install and unpacked once into a cache.
 
+The validation split: every decision the suite takes while training (which epoch is ``best/``,
+when retraining after a pruning cut has recovered, whether conv3 may go, when fine-tuning
+stops) is taken on validation digits carved from the *training* split, never on the test split,
+which is only reported. :func:`split_validation` carves them: per class
+:data:`VALIDATION_PER_CLASS` digits (``mnist-5k``: 50 of each class's 400, so 500 of the 4,000;
+``mnist`` and ``fashion-mnist``: 500 of each class's ~6,000, so 5,000 of the 60,000), drawn by
+:func:`stratified_sample` with :data:`VALIDATION_SEED`, but never more than an eighth of a
+class's training digits (a small folder of digits keeps seven eighths to fit on; one with
+fewer than eight digits of a class has no validation split, and training then chooses
+nothing). The rest of
+the training split is what the nets are fitted on. ``load_split(name, "train")`` itself still
+returns every training digit.
+
 A checkpoint names its data set by ``data.name`` (one of :data:`DATASETS`);
 :func:`dissect.infra.checkpoints.load_checkpoint_data` loads it through :func:`load_split`.
 :func:`stratified_sample` draws a fixed number of examples per class from any labels.
@@ -32,6 +45,10 @@ __all__ = [
     "load_split",
     "mnist5k_indices",
     "stratified_sample",
+    "split_validation",
+    "validation_indices",
+    "VALIDATION_PER_CLASS",
+    "VALIDATION_SEED",
     "MNIST5K_SEED",
     "DEBIAN_FASHION_DIR",
     "IDX_FILES",
@@ -49,6 +66,13 @@ CLASS_NAMES = {
     "mnist": tuple(str(i) for i in range(10)),
     "fashion-mnist": FASHION_CLASSES,
 }
+
+#: Validation digits per class carved from each data set's training split (see the module
+#: docstring); at most :data:`VALIDATION_MAX_SHARE` of a class's training digits.
+VALIDATION_PER_CLASS = {"mnist-5k": 50, "mnist": 500, "fashion-mnist": 500}
+VALIDATION_MAX_SHARE = 1 / 8
+#: The seed of :func:`stratified_sample` that picks the validation digits.
+VALIDATION_SEED = 5001
 
 
 def _check_split(split: str) -> None:
@@ -101,3 +125,30 @@ def stratified_sample(labels: torch.Tensor, per_class: int, seed: int) -> torch.
     if not chosen:
         return torch.zeros(0, dtype=torch.int64, device="cpu")
     return torch.cat(chosen)
+
+
+def validation_indices(labels: torch.Tensor, name: str) -> torch.Tensor:
+    """Indices into the training ``labels [N]`` of data set ``name`` that form its validation
+    split (see the module docstring): ``int64 [M]`` on the CPU, in increasing order."""
+    if name not in VALIDATION_PER_CLASS:
+        raise AuditError(f"unknown data set {name!r}: choose one of {', '.join(DATASETS)}")
+    labels = labels.detach().cpu().reshape(-1)
+    smallest = int(torch.bincount(labels).clamp(min=1).min()) if len(labels) else 0
+    per_class = min(VALIDATION_PER_CLASS[name], int(smallest * VALIDATION_MAX_SHARE))
+    return torch.sort(stratified_sample(labels, per_class, VALIDATION_SEED)).values
+
+
+def split_validation(
+    images: torch.Tensor, labels: torch.Tensor, name: str
+) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """``(fit part, validation part)`` of the training split ``images [N, 1, 28, 28]``,
+    ``labels [N]`` of data set ``name``, each ``(images, labels)`` in the original order; the
+    two are disjoint and together the whole split. The same on every call and every machine."""
+    val = validation_indices(labels, name)
+    keep = torch.ones(len(labels), dtype=torch.bool, device="cpu")
+    keep[val] = False
+    fit = torch.nonzero(keep).flatten()
+    return (
+        (images[fit.to(images.device)], labels[fit.to(labels.device)]),
+        (images[val.to(images.device)], labels[val.to(labels.device)]),
+    )

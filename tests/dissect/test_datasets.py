@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from dissect.infra.datasets import load_split, mnist5k_indices, stratified_sample
+from dissect.infra.datasets import (
+    load_split,
+    mnist5k_indices,
+    split_validation,
+    stratified_sample,
+    validation_indices,
+)
 from dissect.infra.errors import AuditError
 
 
@@ -73,3 +79,26 @@ def test_stratified_sample_gives_fewer_where_a_class_is_small() -> None:
     assert labels[idx].tolist() == [0, 0, 1, 2, 2]
     assert len(set(idx.tolist())) == len(idx)
     assert stratified_sample(labels, 0, seed=0).tolist() == []
+
+
+def test_validation_split_is_fixed_stratified_and_disjoint() -> None:
+    x, y = load_split("mnist-5k", "train")
+    (fit_x, fit_y), (val_x, val_y) = split_validation(x, y, "mnist-5k")
+    assert torch.bincount(val_y).tolist() == [50] * 10 and len(fit_y) == 3500
+    index = validation_indices(y, "mnist-5k")
+    assert torch.equal(val_x, x[index]) and torch.equal(index, validation_indices(y, "mnist-5k"))
+    rest = torch.ones(len(y), dtype=torch.bool, device="cpu")
+    rest[index] = False
+    assert torch.equal(fit_x, x[rest]) and torch.equal(fit_y, y[rest])  # the rest, disjoint
+    again = split_validation(x, y, "mnist-5k")[1]
+    assert torch.equal(again[0], val_x) and torch.equal(again[1], val_y)
+    test_x, _ = load_split("mnist-5k", "test")
+    seen = {bytes(img.numpy().tobytes()) for img in test_x}
+    assert not any(bytes(img.numpy().tobytes()) in seen for img in val_x)
+
+
+def test_validation_split_sizes_per_data_set() -> None:
+    full = torch.arange(60_000, device="cpu") % 10
+    assert torch.bincount(full[validation_indices(full, "fashion-mnist")]).tolist() == [500] * 10
+    tiny = torch.arange(200, device="cpu") % 10  # 20 per class: an eighth is 2
+    assert torch.bincount(tiny[validation_indices(tiny, "mnist")]).tolist() == [2] * 10

@@ -87,6 +87,8 @@ def cases(w) -> list[tuple[list[str], str]]:
         (_tune(w, ckpt="freed"), "already freed"),
         (_tune(w, ckpt="truncated"), "truncated or corrupt"),
         (_tune(w, "--epochs", "0"), "--epochs"),
+        (_tune(w, "--patience", "0"), "--patience: '0' must be at least 1"),
+        (_tune(w, "--patience", "few"), "--patience: 'few' is not a whole number"),
         (_tune(w, "--epochs", "many"), "--epochs: 'many' is not a whole number"),
         (_tune(w, "--lr", "0"), "--lr: '0' must be greater than 0"),
         (_tune(w, "--batch-size", "x"), "--batch-size"),

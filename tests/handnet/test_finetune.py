@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
 
+import simpleconvnet.train as train_module
 from dissect.gabor import gabor_fit
 from dissect.infra.checkpoints import CheckpointMeta, read_metadata
 from handnet.filters import GaborSpec
@@ -13,7 +17,7 @@ from handnet.finetune import filter_drift, finetune, freed_copy
 from handnet.head import fit_head
 from handnet.layers import GaborConv2d
 from handnet.model import HandNet, default_config
-from simpleconvnet.train import TrainConfig
+from simpleconvnet.train import EvalResult, TrainConfig
 
 CONFIG = TrainConfig(epochs=1, batch_size=50, lr=3e-3, augment=False, seed=0, snapshot_every=0)
 
@@ -124,3 +128,23 @@ def test_resumed_finetune_ends_where_a_whole_one_does(tiny_data, tmp_path, mode)
     resumed = load_file(str(cut / "last" / "model.safetensors"))
     assert whole.keys() == resumed.keys()
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+
+
+def test_fine_tuning_stops_after_patience_epochs_without_improvement(
+    tiny_data, tmp_path, monkeypatch
+) -> None:
+    train, test = tiny_data
+    val = (train[0][:20].clone(), train[1][:20].clone())
+    real = train_module.evaluate
+    flat = EvalResult(loss=1.0, accuracy=0.5, per_class=[0.5] * 10, confusion=pd.DataFrame())
+
+    def evaluate(model, images, labels, batch_size=1000) -> EvalResult:
+        return flat if images is val[0] else real(model, images, labels, batch_size)
+
+    monkeypatch.setattr(train_module, "evaluate", evaluate)
+    config = replace(CONFIG, epochs=10, patience=2)
+    result = finetune(_built(train), train, test, "constrained", config, val=val,
+                      out_dir=tmp_path, quiet=True)  # fmt: skip
+    run = result.train
+    assert run.epochs_run == 3 and run.best_epoch == 1 and list(run.history["epoch"]) == [1, 2, 3]
+    assert read_metadata(tmp_path / "best").epoch == 1

@@ -14,7 +14,7 @@ import torch
 import dissect.infra.atomic
 import simpleconvnet.train as train_module
 from dissect.infra import distributed as dist
-from dissect.infra.datasets import load_split
+from dissect.infra.datasets import load_split, split_validation
 from dissect.infra.errors import AuditError
 from dissect.infra.runtime import run_cli
 from simpleconvnet.model import SimpleConvNet, SimpleConvNetConfig, init_weights
@@ -41,7 +41,7 @@ def main(argv: list[str] | None) -> int:
 
     model = SimpleConvNet(SimpleConvNetConfig(convs=(4, 6), fc4=16))
     init_weights(model, torch.Generator().manual_seed(0))
-    train = load_split("mnist", "train", data_dir)
+    train, val = split_validation(*load_split("mnist", "train", data_dir), "mnist")
     test = load_split("mnist", "test", data_dir)
     config = TrainConfig(epochs=2, batch_size=40, seed=0)
     fit(
@@ -49,6 +49,7 @@ def main(argv: list[str] | None) -> int:
         train,
         test,
         config,
+        val=val,
         out_dir=out,
         quiet=True,
         on_epoch_end=on_epoch_end,

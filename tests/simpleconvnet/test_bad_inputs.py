@@ -163,6 +163,8 @@ def prune_cases(w) -> list[tuple[list[str], str]]:
         (_prune(w, "--weights", "variation"), "name=number"),
         (_prune(w, "--budget", "-1"), "--budget: '-1' must be 0 or more"),
         (_prune(w, "--budget", "x"), "--budget"),
+        (_prune(w, "--tolerance", "-0.1"), "--tolerance: '-0.1' must be 0 or more"),
+        (_prune(w, "--tolerance", "inf"), "--tolerance: 'inf' must be a finite number"),
         (_prune(w, "--iterations", "0"), "--iterations"),
         (_prune(w, "--final-epochs", "x"), "--final-epochs"),
         (_prune(w, "--epochs", "-2"), "--epochs"),

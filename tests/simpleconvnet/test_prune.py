@@ -5,6 +5,8 @@ import pandas as pd
 import pytest
 import torch
 
+from dissect.infra.datasets import split_validation
+from dissect.infra.errors import AuditError
 from simpleconvnet.criteria import (
     activation_variation,
     combine,
@@ -77,10 +79,17 @@ def test_copy_correlation_finds_a_copied_channel() -> None:
     assert float(best[1]) == pytest.approx(1.0, abs=1e-5) and int(where[1]) == 2
 
 
+def _prune_data(tiny_data):
+    """``(train, test)`` with the training digits less the validation ones, and ``val``."""
+    fitted, val = split_validation(*tiny_data[0], "mnist")
+    return (fitted, tiny_data[1]), val
+
+
 def test_prune_loop_history_is_consistent_and_resumes(tiny_data, tmp_path: Path) -> None:
     model = _trained(tiny_data)
     config = PruneConfig(iterations=2, targets=(4, 5), budget=100.0, **QUICK)
-    result = prune(model, *tiny_data, config, out_dir=tmp_path / "a", quiet=True)
+    data, val = _prune_data(tiny_data)
+    result = prune(model, *data, config, val=val, out_dir=tmp_path / "a", quiet=True)
     h = result.history
     assert list(h["iteration"]) == [0, 1, 2, 3]
     assert list(h["widths"]) == ["8/10/12", "6/7/12", "4/5/12", "4/5"]
@@ -103,15 +112,17 @@ def test_prune_loop_history_is_consistent_and_resumes(tiny_data, tmp_path: Path)
     with pytest.raises(KeyboardInterrupt):
         prune(
             _trained(tiny_data),
-            *tiny_data,
+            *data,
             config,
+            val=val,
             out_dir=tmp_path / "b",
             quiet=True,
             chooser=interrupted,
         )
     again = prune(
-        _trained(tiny_data), *tiny_data, config, out_dir=tmp_path / "b", quiet=True, resume=True
-    )
+        _trained(tiny_data), *data, config, val=val, out_dir=tmp_path / "b", quiet=True,
+        resume=True,
+    )  # fmt: skip
     assert list(again.history["widths"]) == list(h["widths"])
     a = (tmp_path / "a" / "final" / "model.safetensors").read_bytes()
     assert a == (tmp_path / "b" / "final" / "model.safetensors").read_bytes()
@@ -150,3 +161,26 @@ def test_each_criterion_ranks_planted_useless_channels_last(tiny_data, name) -> 
     assert score.shape == (6,)
     worst_two = set(torch.argsort(score)[:2].tolist())
     assert 1 in worst_two if name != "structure" else worst_two == {1, 3}
+
+
+def test_retraining_stops_once_recovered(tiny_data) -> None:
+    data, val = _prune_data(tiny_data)
+    model = _trained(tiny_data)
+    # a tolerance of 100 points is met after one epoch: no retraining runs to its cap of 4,
+    # but the last cut's, which runs its whole schedule
+    config = PruneConfig(iterations=2, targets=(4, 5), budget=100.0, tolerance=100.0,
+                         **{**QUICK, "epochs": 4, "final_epochs": 4})  # fmt: skip
+    result = prune(model, *data, config, val=val, quiet=True)
+    assert list(result.history["retrain_epochs"]) == [0, 1, 4, 1]
+    r = result.redundancy
+    assert r["retrain_epochs"] == 1
+    # conv3's removal is judged on the validation split
+    assert r["loss_points"] == pytest.approx(
+        (r["val_baseline_accuracy"] - r["val_accuracy_without"]) * 100
+    )
+    assert result.history["val_accuracy_before_cut"].iloc[0] == r["val_baseline_accuracy"]
+
+
+def test_tolerance_must_not_be_negative() -> None:
+    with pytest.raises(AuditError, match="--tolerance"):
+        PruneConfig(tolerance=-0.1)

@@ -23,7 +23,14 @@ def test_train_then_prune_steps_write_typed_checkpoints(mnist_dir: Path, tmp_pat
     assert (meta.kind, meta.mode, meta.seed, meta.world_size, meta.epoch) == ("SimpleConvNet", "trained", 3, 1, 2)  # fmt: skip
     assert meta.metrics["accuracy"] == trained.accuracy == meta.history[-1]["test_accuracy"]
     assert meta.extra["train_config"]["seed"] == 3 and meta.data["name"] == "mnist"
-    assert trained.best_accuracy >= trained.accuracy
+    best = read_metadata(tmp_path / "run" / "best")  # chosen on the 20 validation digits
+    assert best.epoch == trained.best_epoch and meta.metrics["best_epoch"] == trained.best_epoch
+    assert (
+        trained.best_val_accuracy
+        == meta.metrics["best_val_accuracy"]
+        == max(row["val_accuracy"] for row in meta.history)
+    )
+    assert trained.best_accuracy == best.metrics["test_accuracy"]
     assert trained.message.startswith("SimpleConvNet (6, 8) on mnist: test accuracy")
 
     pruning = PruneConfig(iterations=1, targets=(3, 4), weights={"variation": 1.0}, epochs=1,
