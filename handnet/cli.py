@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument(
         "--patience", type=positive_int, default=FINETUNE_PATIENCE,
         help="stop once validation accuracy has not improved for this many epochs; best/ "
-        "keeps the best epoch (default %(default)s)",
+        "keeps the best epoch (default: off, the whole schedule runs)",
     )  # fmt: skip
     f.add_argument("--batch-size", type=positive_int, default=64, help="global batch")
     f.add_argument("--lr", type=positive_float, default=FINETUNE_LR, help="peak learning rate")

@@ -19,10 +19,10 @@ DEFAULT_WEIGHTS = {"variation": 1.0, "structure": 1.0, "superstimulus": 1.0, "se
 class PruneConfig:
     """How to prune. Every decision is taken on the validation split: ``budget`` compares the
     net without conv3 with the unpruned one there, and each retraining (after a cut: at most
-    ``epochs``; for the net without conv3 at most ``final_epochs``) stops as soon as
-    validation accuracy is back within ``tolerance`` points of what it was before the cut
-    (before removing conv3). The retraining after the last cut runs all ``final_epochs``:
-    stopped early it ends at a high learning rate, and the pruned net is what is reported."""
+    ``epochs``) stops as soon as validation accuracy is back within ``tolerance`` points of
+    what it was before the cut. The retraining after the last cut and that of the net without
+    conv3 run all ``final_epochs``: stopped early they end at a high learning rate, and the
+    net they make is the pruned net reported."""
 
     iterations: int = 7
     # conv3's width applies while it is kept; the redundant-layer test may then drop it

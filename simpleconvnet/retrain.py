@@ -60,8 +60,8 @@ def redundancy_step(
     model, train, val, test, config, baseline: Accuracies, with_layer: Accuracies, quiet
 ) -> tuple[SimpleConvNet, dict, int]:
     """Correlations of every conv layer after the first with the one before it; and, for a
-    third conv layer, the net without it: fc4 refitted in closed form, then retrained (until
-    it recovers ``with_layer``'s validation accuracy, at most ``final_epochs``). The layer goes
+    third conv layer, the net without it: fc4 refitted in closed form, then retrained (for
+    all ``final_epochs``: when conv3 goes, it is the net reported). The layer goes
     when that net's validation accuracy stays within ``budget`` points of the unpruned net's
     (``baseline``); test accuracies are reported beside. Returns the net kept, the report and
     the retraining epochs."""
@@ -89,8 +89,10 @@ def redundancy_step(
     without = drop_last_conv(model, torch.Generator().manual_seed(config.seed))
     r2 = refit_head_without(model, without, train[0])
     right_after = measure(without, test, val)
+    # its whole schedule: when conv3 goes, this net is the pruned net reported (stopped once
+    # recovered, the default run's ended at 97.4 % test against 98.3 % before)
     acc, epochs = retrain(
-        without, train, val, test, config.final_epochs, with_layer.val, config, config.seed,
+        without, train, val, test, config.final_epochs, None, config, config.seed,
         quiet, "without conv3",
     )  # fmt: skip
     loss = (baseline.val - acc.val) * 100
