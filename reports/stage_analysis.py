@@ -88,7 +88,7 @@ def line_probes() -> tuple[torch.Tensor, list[str]]:
 def run_dissect(ctx: StageContext, net: Network) -> dict[str, Any]:
     """Channel descriptions (probes), conv1 Gabor fits and conv1 maps of the line probes."""
     from dissect.activations import activation_maps
-    from dissect.infra.checkpoints import load_checkpoint
+    from dissect.infra.checkpoints import load_checkpoint, load_checkpoint_data
     from dissect.probes import ORIENTATION_OF
     from dissect.steps import write_labels
     from reports.figures import maps_table
@@ -100,8 +100,9 @@ def run_dissect(ctx: StageContext, net: Network) -> dict[str, Any]:
     maps = activation_maps(model, found.layer, images.to(ctx.device)).cpu().numpy()
     png = maps_table(images[:, 0].numpy(), maps, names)
     atomic_save(ctx.out / "probes.png", lambda p: p.write_bytes(png))
-    write_audits(ctx, model, meta)
-    write_first_layer(ctx, model, meta, net.title)
+    test = load_checkpoint_data(meta, "test")
+    write_audits(ctx, model, test)
+    write_first_layer(ctx, model, test[0], net.title)
     return {
         "confident_share": float(found.labels["confident"].mean()),
         "gabor_r2": float(found.gabor["r2"].mean()),
@@ -117,16 +118,14 @@ def run_dissect(ctx: StageContext, net: Network) -> dict[str, Any]:
 
 
 def write_first_layer(
-    ctx: StageContext, model: Any, meta: CheckpointMeta, title: str, sample: int = 0
+    ctx: StageContext, model: Any, images: torch.Tensor, title: str, sample: int = 0
 ) -> None:
-    """conv1's filters (``conv1-filters.png``) and the maps they make of a real test digit
-    (``conv1-maps.png``)."""
-    from dissect.infra.checkpoints import load_checkpoint_data
+    """conv1's filters (``conv1-filters.png``) and the maps they make of test digit ``sample``
+    of ``images`` (``conv1-maps.png``)."""
     from dissect.specimen import specimen_of
     from reports.figures import activation_grid, mosaic_png
 
     conv1 = specimen_of(model).conv("conv1")
-    images, _ = load_checkpoint_data(meta, "test")
     digit = images[sample : sample + 1].to(conv1.weight.device)
     with torch.no_grad():
         maps = torch.relu(conv1(model.normalize(digit))).cpu().numpy()
@@ -137,15 +136,14 @@ def write_first_layer(
     )
 
 
-def write_audits(ctx: StageContext, model: Any, meta: CheckpointMeta) -> None:
-    """The ``dissect audit`` explanation of a few test digits: the first ones and the most
+def write_audits(ctx: StageContext, model: Any, test: tuple[torch.Tensor, torch.Tensor]) -> None:
+    """The ``dissect audit`` explanation of a few ``test`` digits: the first ones and the most
     confident mistakes (half each), with their images, as ``audit.json``."""
     from dissect.audit import explain_prediction
-    from dissect.infra.checkpoints import load_checkpoint_data
     from dissect.mistakes import confident_mistakes
     from reports.figures import digit_png
 
-    images, labels = load_checkpoint_data(meta, "test")
+    images, labels = test
     n = ctx.config.audit_samples
     wrong = confident_mistakes(model, images, labels, n=n - n // 2)["index"].tolist()
     picks = [i for i in range(len(images)) if i not in wrong][: n - len(wrong)] + wrong
