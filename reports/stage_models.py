@@ -102,8 +102,7 @@ def run_handnet_finetune(ctx: StageContext, mode: str) -> dict[str, Any]:
     )
     step = FinetuneStep(checkpoint_of(ctx, "handnet-build"), mode, training, data_dir=c.data_dir)
     out = finetune_step(step, ctx.out, ctx.device, ctx.quiet)
-    # The epoch chosen on the validation digits: with patience, last/ is `patience` epochs past
-    # it, at a learning rate still high.
+    # The epoch chosen on the validation digits (last/ is only the schedule's end)
     return {
         "checkpoint": f"{ctx.out.name}/best",
         "accuracy": out.best_accuracy,
