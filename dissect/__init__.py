@@ -5,7 +5,7 @@ suite's other packages.
 A person's own network: ``specimen = dissect.open_model("net.py:Net", "net.pt")``; every function
 below takes it (or a plain ``nn.Module``) and pixel images in [0, 1]."""
 
-from dissect.ablation import ablation_table, agreement
+from dissect.ablation import ablation_table
 from dissect.activations import activation_maps, activation_stats, layer_activation
 from dissect.contributions import contribution_table, contributions
 from dissect.explain import explain_classes
@@ -31,7 +31,6 @@ __all__ = [
     "ablation_table",
     "activation_maps",
     "activation_stats",
-    "agreement",
     "class_drivers",
     "class_superstimuli",
     "confident_mistakes",

@@ -1,4 +1,5 @@
-"""Faithfulness: zero one channel at a time and measure what the network loses, per class."""
+"""Ablations: zero one channel at a time and measure what the network loses, per class (a
+measurement; the claims of the explanations are checked in :mod:`dissect.faithfulness`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from torch import nn
 from dissect.infra import distributed as dist
 from dissect.specimen import Specimen, specimen_of
 
-__all__ = ["ablate_accuracy", "ablation_table", "agreement"]
+__all__ = ["ablate_accuracy", "ablation_table"]
 
 
 @torch.no_grad()
@@ -61,33 +62,3 @@ def ablation_table(
     table = pd.DataFrame(rows)
     table.attrs["baseline_per_class"] = base.tolist()
     return table
-
-
-def agreement(
-    ablations: pd.DataFrame,
-    roles: pd.DataFrame,
-    drivers: pd.DataFrame | None = None,
-    weak_points: float = 0.5,
-) -> pd.DataFrame:
-    """Does the ablation agree with what the tables said?
-
-    ``roles``: rows ``layer, channel, role`` (a channel's role in the contribution tables,
-    e.g. its most common one); a ``weak`` channel agrees when zeroing it costs under
-    ``weak_points`` accuracy points. ``drivers`` (from :func:`dissect.head.class_drivers`): the
-    top channel of each class agrees when zeroing it hurts that class more than the average class.
-    """  # fmt: skip
-    rows = []
-    merged = roles.merge(ablations, on=["layer", "channel"])
-    for _, r in merged.iterrows():
-        if r["role"] == "weak":
-            rows.append({"claim": f"{r['layer']} channel {r['channel']} is weak", "evidence": f"drop {r['drop']:.2f} points",
-                         "agrees": bool(r["drop"] < weak_points)})  # fmt: skip
-    if drivers is not None:
-        last = list(ablations["layer"].unique())[-1]
-        for k, top in drivers[drivers["rank"] == 1][["class", "channel"]].itertuples(index=False):
-            r = ablations[(ablations["layer"] == last) & (ablations["channel"] == top)].iloc[0]
-            own = r[f"drop_class_{k}"]
-            mean = r["drop"]
-            rows.append({"claim": f"{last} channel {top} drives class {k}", "evidence": f"class {k} drop {own:.1f} vs mean {mean:.1f} points",
-                         "agrees": bool(own > mean)})  # fmt: skip
-    return pd.DataFrame(rows, columns=["claim", "evidence", "agrees"])

@@ -14,7 +14,7 @@ from torch import nn
 from dissect.infra.errors import AuditError
 from dissect.tracing import ActivationWatch
 
-__all__ = ["Layout", "discover", "is_conv", "as_pair"]
+__all__ = ["Layout", "discover", "is_conv", "as_pair", "centre_map"]
 
 
 @dataclass
@@ -101,6 +101,18 @@ def as_pair(value: Any) -> tuple[int, int]:
     if isinstance(value, tuple | list):
         return (int(value[0]), int(value[1]))
     return (int(value), int(value))
+
+
+def centre_map(conv: Any) -> tuple[tuple[int, int], tuple[int, int]]:
+    """``((stride_r, stride_c), (offset_r, offset_c))``: output unit (r, c) of ``conv`` is
+    centred on input position ``(r * stride + offset)`` (padding ``"same"``: offset 0)."""
+    kh, kw = conv.weight.shape[-2:]
+    stride, dilation = as_pair(getattr(conv, "stride", 1)), as_pair(getattr(conv, "dilation", 1))
+    padding = getattr(conv, "padding", 0)
+    if padding == "same":
+        return stride, (0, 0)
+    pad = as_pair(0 if padding == "valid" else padding)
+    return stride, (dilation[0] * (kh - 1) // 2 - pad[0], dilation[1] * (kw - 1) // 2 - pad[1])
 
 
 def is_conv(module: nn.Module) -> bool:

@@ -27,7 +27,7 @@ def dissections_by_network(view: RunView) -> dict[str, dict[str, Any]]:
 
 
 def claims_section(view: RunView) -> dict[str, Any]:
-    from reports.verdicts import SCORE_FIELDS, claims, scorecard
+    from reports.verdicts import CHECK_KINDS, SCORE_FIELDS, claims, scorecard
 
     dissections = dissections_by_network(view)
     orientations = dissections.get("simpleconvnet", {}).get("orientations")
@@ -40,6 +40,8 @@ def claims_section(view: RunView) -> dict[str, Any]:
         "claims": claims(measures_by_network(view), view.summary("prune"), orientations, described),
         "scorecard": rows,
         "fields": SCORE_FIELDS,
+        "kinds": {k: v for k, v in CHECK_KINDS.items() if any(k in r["checks"] for r in rows)},
+        "draws": max((int(d.get("check_draws") or 0) for d in dissections.values()), default=0),
     }
 
 
@@ -94,7 +96,8 @@ def dissection(view: RunView, net: Network) -> dict[str, Any] | None:
         "head": csv_table(explain / "head.csv", top=None)
         or csv_table(folder / "head.csv", top=None),
         "reasoning": _paragraphs(explain / "reasoning.txt"),
-        "ablation": csv_table(explain / "agreement.csv") or csv_table(folder / "ablation.csv"),
+        "checks": csv_table(explain / "checks.csv"),
+        "ablation": csv_table(explain / "ablation.csv") or csv_table(folder / "ablation.csv"),
         "audits": read_audits(folder / "audit.json"),
     }
 

@@ -2,13 +2,15 @@
 
 Pure functions of the report context (plain dicts and verdicts), so each sentence is easy to
 test: the networks and their accuracy, the claims with their verdicts, what each class rests on,
-how far the ablations confirmed the explanations, and where to look next.
+how far the test digits confirmed the explanations' claims, and where to look next.
 """
 
 from __future__ import annotations
 
 import re
 from typing import Any
+
+from reports.verdicts import CHECK_KINDS
 
 __all__ = ["headline", "summary"]
 
@@ -20,15 +22,24 @@ CLAIM_SECTIONS = {
     "Hand-built": ("overview", "Overview"),
 }
 
+#: At most this many pointers to what to read next (the summary is one page).
+NEXT = 5
+
 _SENTENCE_END = re.compile(r"(?<=\.)\s+(?=[A-Z])")
 _BUILT_FROM = re.compile(r", built from [^;]*?(?=;|\.$)")
 
 
+_OPENING = re.compile(r"^An? (\S+) is mostly ")
+_CHANNEL = re.compile(r" \(\w+ channel (\d+)\)")
+
+
 def headline(paragraph: str) -> str:
-    """The first sentence of a class's reasoning without its ``built from ...`` clauses:
-    which channels carry the class, and how much of its score each carries."""
+    """The first sentence of a class's reasoning, shortened: which channels of the last conv
+    layer (``#`` and their number) carry the class and how much of its score each carries,
+    without the ``built from ...`` clauses."""
     first = _SENTENCE_END.split(paragraph.strip(), maxsplit=1)[0]
-    return _BUILT_FROM.sub("", first)
+    short = _CHANNEL.sub(r" (#\1)", _BUILT_FROM.sub("", first)).replace("; then ", "; ")
+    return _OPENING.sub(r"\1: ", short)
 
 
 def _reasoning(dissections: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -39,22 +50,47 @@ def _reasoning(dissections: list[dict[str, Any]]) -> dict[str, Any] | None:
     return None
 
 
-def _confirmed(scorecard: list[dict[str, Any]]) -> list[str]:
-    out = []
+#: Short column heads of the summary's table of checked claims, by kind.
+_CHECK_HEADS = {
+    "driver: recall": "drivers: recall",
+    "driver: margin": "drivers: margin",
+    "inner: margin": "inner channels",
+    "role: weak": "weak rows",
+    "role: reinforces": "reinforcing rows",
+    "description: strokes": "conv1 on strokes",
+}
+
+
+def _confirmed(scorecard: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """A small table: per network, how many claims of each kind held on the test digits
+    (``"h of n"``), the share of confidently described channels and the largest error of the
+    exact decompositions; ``None`` when nothing was measured."""
+    kinds = [k for k in _CHECK_HEADS if any(k in (r.get("checks") or {}) for r in scorecard)]
+    rows = []
     for row in scorecard:
-        parts = []
-        if row.get("ablation_agreement") is not None:
-            parts.append(
-                f"switching channels off confirmed {row['ablation_agreement']:.0%} of what its "
-                "contribution tables claim"
-            )
-        if row.get("confident_share") is not None:
-            parts.append(f"{row['confident_share']:.0%} of its channels have a confident label")
-        if row.get("decomposition_error") is not None:
-            parts.append(f"its exact decompositions are off by {row['decomposition_error']:.1g}")
-        if parts:
-            out.append(f"{row['network']}: " + "; ".join(parts) + ".")
-    return out
+        checks = row.get("checks") or {}
+        if not checks and row.get("confident_share") is None:
+            continue
+        share, error = row.get("confident_share"), row.get("decomposition_error")
+        rows.append({
+            "network": row["network"],
+            "cells": [f"{checks[k][0]} of {checks[k][1]}" if k in checks else "" for k in kinds],
+            "confident": "" if share is None else f"{share:.0%}",
+            "error": "" if error is None else f"{error:.1g}",
+        })  # fmt: skip
+    if not rows:
+        return None
+    return {"heads": [_CHECK_HEADS[k] for k in kinds], "rows": rows}
+
+
+def _weakest(scorecard: list[dict[str, Any]]) -> tuple[str, str, int, int] | None:
+    """``(network, kind, hold, claims)`` of the kind of claim confirmed least (by share)."""
+    cells = [(h / n, row["network"], kind, h, n) for row in scorecard
+             for kind, (h, n) in (row.get("checks") or {}).items() if n]  # fmt: skip
+    if not cells:
+        return None
+    _, network, kind, h, n = min(cells)
+    return network, kind, h, n
 
 
 def _most_confused(confusion: dict[str, Any]) -> tuple[int, int, int] | None:
@@ -89,15 +125,14 @@ def _next(context: dict[str, Any]) -> list[dict[str, str]]:
             t, p, n = worst
             out.append({"text": f"{cm['title']} takes a {t} for a {p} most often ({n} test "
                         "digits): its most confident mistakes.", "href": "confusion"})  # fmt: skip
-    rated = [r for r in context["verdicts"]["scorecard"] if r.get("ablation_agreement") is not None]
-    if rated:
-        low = min(rated, key=lambda r: r["ablation_agreement"])
-        out.append({"text": f"{low['network']}'s explanations were confirmed least "
-                    f"({low['ablation_agreement']:.0%}): which of its claims the ablations "
-                    "contradict.", "href": "faithfulness"})  # fmt: skip
+    weakest = _weakest(context["verdicts"]["scorecard"])
+    if weakest and weakest[2] < weakest[3]:
+        network, kind, h, n = weakest
+        out.append({"text": f"{network}'s claims were confirmed least for {CHECK_KINDS.get(kind, kind)} ({h} of {n}): "
+                    "which of them the test digits contradict.", "href": "faithfulness"})  # fmt: skip
     for note in context["overview"]["missing"]:
         out.append({"text": f"Not measured yet: {note}.", "href": "overview"})
-    return out
+    return out[:NEXT]
 
 
 def summary(context: dict[str, Any]) -> dict[str, Any]:

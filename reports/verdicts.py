@@ -20,6 +20,8 @@ __all__ = [
     "orientation_claim",
     "conv3_claim",
     "scorecard",
+    "SCORE_FIELDS",
+    "CHECK_KINDS",
 ]
 
 #: Accuracy differences within this many points count as "on par" / "kept".
@@ -133,13 +135,25 @@ SCORE_FIELDS = {
     "confident_share": "share of channels with a confident description",
     "gabor_r2": "mean Gabor R^2 of conv1",
     "decomposition_error": "largest error of the exact decompositions",
-    "ablation_agreement": "agreement of ablations with the contribution tables",
+}
+
+#: The kinds of checked claims (``dissect.faithfulness``, ``dissect.strokes``), in the order
+#: the report shows them, with what each kind claims.
+CHECK_KINDS = {
+    "driver: recall": "class drivers (recall)",
+    "driver: margin": "class drivers (margin)",
+    "inner: margin": "inner channels of each driver (margin)",
+    "role: weak": "weak rows of the contribution tables",
+    "role: reinforces": "reinforcing rows of the contribution tables",
+    "description: strokes": "conv1 line and edge descriptions on real strokes",
 }
 
 
 def scorecard(dissections: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per network from its dissection summary; absent figures stay ``None``."""
+    """One row per network from its dissection summary; absent figures stay ``None``;
+    ``checks`` is ``{kind: [hold, claims]}`` of the explain stage (empty when not run)."""
     return [
-        {"network": key, **{f: summary.get(f) for f in SCORE_FIELDS}}
+        {"network": key, **{f: summary.get(f) for f in SCORE_FIELDS},
+         "checks": dict(summary.get("checks") or {})}
         for key, summary in dissections.items()
-    ]
+    ]  # fmt: skip

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from dissect.ablation import ablate_accuracy, ablation_table, agreement
+from dissect.ablation import ablate_accuracy, ablation_table
 from dissect.contributions import contribution_table, contributions, layer_contributions
 from dissect.head import class_drivers, head_contributions
 from dissect.images import load_png
@@ -114,9 +114,6 @@ def test_ablation_of_a_dead_channel_changes_nothing(trained) -> None:
     assert torch.equal(ablate_accuracy(model, x, y, "conv3", 2), base)
     table = ablation_table(model, x, y, ["conv3"])
     assert float(table.loc[2, "drop"]) == 0.0
-    roles = table[["layer", "channel"]].assign(role="weak")
-    verdict = agreement(table, roles)
-    assert bool(verdict.loc[2, "agrees"])
 
 
 def test_confusion_examples_and_mistakes(trained) -> None:

@@ -190,3 +190,49 @@ def test_an_exact_45_degree_line_is_described_and_confirmed_on_real_strokes() ->
         patch[0, r, 6 - r] = 1.0
     orientation, coherence, _ = stroke_orientation(patch)
     assert abs(float(orientation) - 45.0) < 1.0 and float(coherence) > 0.8
+
+
+def test_a_reinforcing_row_lowers_its_channel_where_it_is_active_and_a_negating_row_does_not() -> (
+    None
+):
+    from dissect.faithfulness import reinforcing_row_check
+
+    g = torch.Generator().manual_seed(2)
+    images = torch.rand(40, 1, 6, 6, generator=g) * (torch.rand(40, 1, 6, 6, generator=g) > 0.5)
+    planted = _planted()  # conv2 channel 3 = 2 * bright - dark
+    yes = reinforcing_row_check(planted, "conv2", 2, 0, images)
+    assert yes is not None and yes.holds and yes.statistic > yes.chance
+    no = reinforcing_row_check(planted, "conv2", 2, 1, images)
+    assert no is not None and not no.holds and no.statistic < 0
+
+
+class Unpadded(nn.Module):
+    """Unpadded 3x3 convs: conv1 channel 1 is on where the centre pixel is over 0.5; conv2
+    channel 1 reads only the centre of conv1 channel 1's window."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 2, 3)
+        self.conv2 = nn.Conv2d(2, 1, 3)
+        self.fc = nn.Linear(1, 2)
+        with torch.no_grad():
+            self.conv1.weight.zero_()
+            self.conv1.weight[0, 0, 1, 1] = 1.0
+            self.conv1.bias.fill_(-0.5)
+            self.conv2.weight.zero_()
+            self.conv2.weight[0, 0, 1, 1] = 1.0
+            self.conv2.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.conv2(F.relu(self.conv1(x))))
+        return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
+
+
+def test_the_reinforcing_check_lines_the_inner_map_up_with_an_unpadded_conv() -> None:
+    from dissect.faithfulness import reinforcing_row_check
+
+    torch.manual_seed(0)
+    images = torch.rand(20, 1, 12, 12)
+    check = reinforcing_row_check(Specimen(Unpadded(), InputSpec(1, 12, 12)), "conv2", 0, 0, images)
+    assert check is not None and check.holds
+    assert check.chance == 0.0  # where the centre is silent, removing the row changes nothing

@@ -29,8 +29,7 @@ PARAGRAPH = (
 
 def test_headline_is_the_first_sentence_without_what_builds_each_channel() -> None:
     assert headline(PARAGRAPH) == (
-        "A 7 is mostly 'line at 45 degrees (/)' (conv2 channel 9), 24 %; then 'right end of a "
-        "horizontal line' (conv2 channel 7), 20 %."
+        "7: 'line at 45 degrees (/)' (#9), 24 %; 'right end of a horizontal line' (#7), 20 %."
     )
     plain = "Class 3: no channel of the last conv layer adds to its score."
     assert headline(plain) == plain
@@ -47,8 +46,12 @@ def context() -> dict:
                 Verdict("conv3 only copies conv2.", "partly", "recombines"),
             ],
             "scorecard": [
-                {"network": "Net A", "ablation_agreement": 0.75, "confident_share": None},
-                {"network": "Net B", "ablation_agreement": 0.5, "confident_share": 1.0},
+                {
+                    "network": "Net A",
+                    "confident_share": None,
+                    "checks": {"driver: recall": [9, 10], "description: strokes": [6, 8]},
+                },
+                {"network": "Net B", "confident_share": 1.0, "checks": {"role: weak": [1, 4]}},
             ],
         },
         "dissections": [
@@ -63,15 +66,20 @@ def test_summary_names_accuracy_verdicts_headlines_and_what_to_read_next() -> No
     s = summary(context())
     assert s["networks"] == [{"title": "Net A", "accuracy": 0.9}]
     assert [v.verdict for v in s["claims"]] == ["holds", "partly"]
-    assert s["reasoning"]["title"] == "Net B" and s["reasoning"]["headlines"][0].startswith("A 7")
-    assert s["confirmed"] == [
-        "Net A: switching channels off confirmed 75% of what its contribution tables claim.",
-        "Net B: switching channels off confirmed 50% of what its contribution tables claim; "
-        "100% of its channels have a confident label.",
-    ]
+    assert s["reasoning"]["title"] == "Net B" and s["reasoning"]["headlines"][0].startswith("7: ")
+    assert s["confirmed"] == {
+        "heads": ["drivers: recall", "weak rows", "conv1 on strokes"],
+        "rows": [
+            {"network": "Net A", "cells": ["9 of 10", "", "6 of 8"], "confident": "", "error": ""},
+            {"network": "Net B", "cells": ["", "1 of 4", ""], "confident": "100%", "error": ""},
+        ],
+    }
     assert [n["href"] for n in s["next"]] == ["pruning", "confusion", "faithfulness", "overview"]
     assert "takes a 4 for a 9 most often (6 test digits)" in s["next"][1]["text"]
-    assert "Net B's explanations were confirmed least (50%)" in s["next"][2]["text"]
+    assert (
+        "Net B's claims were confirmed least for weak rows of the contribution tables (1 of 4)"
+        in s["next"][2]["text"]
+    )
 
 
 def test_long_table_shows_its_top_rows_and_carries_the_whole_csv() -> None:
@@ -108,11 +116,19 @@ def test_pdf_opens_with_the_summary_and_ends_with_the_appendix(tiny_run: Path) -
     pages = pdf_pages(tiny_run / "report" / "report.pdf")
     assert any(p.startswith("Summary") or "\nSummary\n" in p for p in pages[:2])
     assert "Test accuracy:" in "".join(pages[:2])
+    assert "\nContents\n" in f"\n{pages[1]}"  # the summary is page 1, alone
     appendix = next(i for i, p in enumerate(pages) if p.lstrip().startswith("Appendix\n"))
     main, rest = "".join(pages[:appendix]), "".join(pages[appendix:])
-    for title in ("Overview", "Claims and verdicts", "Pruning", "Confusion and mistakes"):
+    for title in (
+        "Overview",
+        "Claims and verdicts",
+        "Pruning",
+        "Confusion and mistakes",
+        "Faithfulness",
+    ):
         assert f"\n{title}\n" in main and f"\n{title}\n" not in rest
-    for title in ("A1. Dissection of the outer channels", "A4. Sample audit", "A5. Stages and "):
+    for title in ("A1. Dissection of the outer channels", "A3. Each channel switched off",
+                  "A5. Sample audit", "A6. Stages and "):  # fmt: skip
         assert title in rest and title not in main
     assert "conv2-01: contributions and roles" in rest
 
@@ -125,3 +141,20 @@ def test_pdf_attaches_the_whole_of_each_table_it_cuts_short(tiny_run: Path) -> N
     assert names, listing.stdout
     page = (tiny_run / "report" / "index.html").read_text()
     assert all(f'download="{n}"' in page for n in names)
+
+
+def test_faithfulness_counts_each_kind_of_claim_checked_on_the_test_digits(tiny_run: Path) -> None:
+    import json
+
+    explain = tiny_run / "explain-pruned"
+    checks = pd.read_csv(explain / "checks.csv")
+    assert {"driver: recall", "driver: margin", "role: weak"} <= set(checks["kind"])
+    assert list(checks["holds"]) == sorted(checks["holds"])  # the claims that fail come first
+    card = json.loads((explain / "stage.json").read_text())["summary"]["checks"]
+    page = (tiny_run / "report" / "index.html").read_text()
+    section = page[page.index('<section id="faithfulness">') :].split("</section>", 1)[0]
+    assert "class drivers (recall)" in section and "agreement of ablations" not in section
+    for kind, (hold, claims) in card.items():
+        mine = checks[checks["kind"] == kind]
+        assert (hold, claims) == (int(mine["holds"].sum()), len(mine))
+        assert f"{hold} of {claims}" in section

@@ -51,7 +51,7 @@ def test_scorecard_keeps_absent_figures_empty() -> None:
             "confident_share": None,
             "gabor_r2": 0.7,
             "decomposition_error": None,
-            "ablation_agreement": None,
+            "checks": {},
         }
     ]
 
