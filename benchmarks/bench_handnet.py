@@ -11,21 +11,33 @@
         [--reference runs/bench-prune/seed{seed}/final]
 
 ``--widths 8,16,16`` builds HandNet with a conv3 of carry rules (for a pruned net that kept conv3).
+
+``--anchor`` measures instead the hand-built nets against a fixed scattering front end (Kymatio
+``Scattering2D``, J=2, L=8: 81 x 7 x 7 = 3,969 features; the ``bench`` extra) on the same
+training digits (the training split less the validation digits) and the same readout
+(:func:`handnet.head.fit_logistic`, its L2 penalty chosen on the validation digits for each
+front end), with McNemar's exact test on the test digits between each hand-built net and the
+anchor, and the agreement of dissect's descriptions with the written ones:
+
+    python -m benchmarks.bench_handnet --anchor [--widths 8,16 --widths 8,16,16]
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import math
 import re
 import sys
+from collections.abc import Callable
 
 import torch
 
 from benchmarks.common import emit, mean_spread
-from dissect.infra.datasets import load_split
+from dissect.infra.datasets import load_split, split_validation
 from handnet.finetune import filter_drift, finetune, trainable_parameters
-from handnet.model import HandNet
+from handnet.head import fit_logistic, frozen_convs, frozen_features
+from handnet.model import HandNet, default_config
 from handnet.steps import build_handnet
 from simpleconvnet.cli import parse_widths
 from simpleconvnet.model import SimpleConvNet, SimpleConvNetConfig, init_weights
@@ -47,8 +59,17 @@ def snap_to_probes(text: str) -> str:
     return re.sub(r"line at (\d+) degrees", snap, text)
 
 
+def canonical(text: str) -> str:
+    """One spelling for the written and the probed vocabularies: the trailing parenthesis
+    dropped, "a line at 45 degrees" as "a / line" (dissect's name of a diagonal's side)."""
+    text = _norm(text)
+    return text.replace("a line at 45 degrees", "a / line").replace(
+        "a line at 135 degrees", "a \\ line"
+    )
+
+
 def _agrees(label: str, ours: str) -> bool:
-    label = _norm(label)
+    label, ours = canonical(label), canonical(ours)
     return bool(label) and (ours == label or ours.startswith(label + ",") or
                             ours.startswith(label + " ("))  # fmt: skip
 
@@ -64,8 +85,104 @@ def description_agreement(model: HandNet, layer: str) -> dict:
     either = [p or _agrees(s, o) for p, s, o in zip(primary, labels["secondary"], ours,
                                                     strict=True)]  # fmt: skip
     return {"primary": sum(primary) / len(ours), "primary_or_secondary": sum(either) / len(ours),
+            "agreeing": sum(primary), "channels": len(ours),
+            "described": sum(bool(o.strip()) for o in ours) / len(ours),
             "constructed": ours, "dissect": list(labels["description"]),
             "dissect_secondary": list(labels["secondary"])}  # fmt: skip
+
+
+def mcnemar_exact(first_right: torch.Tensor, second_right: torch.Tensor) -> dict:
+    """McNemar's exact test on paired outcomes (``[N]`` bool each): the two-sided binomial
+    p-value of the discordant pairs (``only_first``: right only by the first, ``only_second``)
+    under a fair coin."""
+    b = int((first_right & ~second_right).sum())
+    c = int((~first_right & second_right).sum())
+    n, k = b + c, min(b, c)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n if n else 1.0
+    return {"only_first": b, "only_second": c, "p_value": min(1.0, 2 * tail)}
+
+
+def scattering_features() -> Callable[[torch.Tensor], torch.Tensor]:
+    """``images [N, 1, 28, 28] -> [N, 3969]``: Kymatio's Scattering2D (J=2, L=8) flattened."""
+    import scipy.special
+
+    if not hasattr(scipy.special, "sph_harm"):
+        # kymatio 0.3 imports this (for 3-D scattering only) at package import; SciPy >= 1.15
+        # names it sph_harm_y, with the degree first and the two angles swapped
+        def sph_harm(m: object, n: object, theta: object, phi: object) -> object:
+            return scipy.special.sph_harm_y(n, m, phi, theta)
+
+        scipy.special.sph_harm = sph_harm
+    from kymatio.torch import Scattering2D
+
+    scattering = Scattering2D(J=2, shape=(28, 28), L=8)
+
+    def features(images: torch.Tensor) -> torch.Tensor:
+        parts = [scattering(images[i : i + 500, 0].contiguous()).flatten(1)
+                 for i in range(0, len(images), 500)]  # fmt: skip
+        return torch.cat(parts)
+
+    return features
+
+
+L2_GRID = (1e-4, 1e-3, 1e-2)
+
+
+def readout(
+    features: Callable[[torch.Tensor], torch.Tensor],
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+) -> dict:
+    """Fit :func:`handnet.head.fit_logistic` on ``features(train)`` for every L2 of
+    :data:`L2_GRID`, keep the one best on the validation digits (the smaller on a tie) and
+    report its accuracies and its per-digit test outcomes (``right``, ``[N]`` bool)."""
+    with torch.no_grad():
+        f_train, f_val, f_test = (features(x) for x in (train[0], val[0], test[0]))
+    by_l2 = {}
+    for l2 in L2_GRID:
+        fit = fit_logistic(f_train, train[1], 10, l2)
+        with torch.no_grad():
+            right = {name: ((f.double() @ fit.weight.double().T + fit.bias.double()).argmax(1)
+                            == y) for name, f, y in (("val", f_val, val[1]),
+                                                     ("test", f_test, test[1]))}  # fmt: skip
+        by_l2[l2] = {"train": fit.train_accuracy, "val": float(right["val"].double().mean()),
+                     "test": float(right["test"].double().mean()), "right": right["test"]}  # fmt: skip
+        print(f"  l2 {l2:g}: val {by_l2[l2]['val']:.4f} test {by_l2[l2]['test']:.4f}",
+              file=sys.stderr, flush=True)  # fmt: skip
+    best = max(L2_GRID, key=lambda v: (by_l2[v]["val"], -v))
+    return {"features": int(f_train.shape[1]), "l2": best, "train_accuracy": by_l2[best]["train"],
+            "val_accuracy": by_l2[best]["val"], "test_accuracy": by_l2[best]["test"],
+            "right": by_l2[best]["right"],
+            "val_accuracy_by_l2": {str(k): v["val"] for k, v in by_l2.items()}}  # fmt: skip
+
+
+def anchor_main(widths_list: list[tuple[int, ...]]) -> None:
+    """The hand-built nets of ``widths_list`` against the scattering anchor, as one JSON."""
+    full, test = load_split("mnist-5k", "train"), load_split("mnist-5k", "test")
+    train, val = split_validation(*full, "mnist-5k")
+    print("scattering (J=2, L=8)", file=sys.stderr, flush=True)
+    anchor = readout(scattering_features(), train, val, test)
+    figures: dict = {
+        "dataset": "mnist-5k", "fit_digits": len(train[1]), "validation_digits": len(val[1]),
+        "test_digits": len(test[1]), "readout": "handnet.head.fit_logistic (multinomial "
+        "logistic regression, L-BFGS), L2 chosen on the validation digits from "
+        f"{list(L2_GRID)}",
+        "scattering": {k: v for k, v in anchor.items() if k != "right"}, "hand_built": {},
+    }  # fmt: skip
+    for widths in widths_list:
+        name = ",".join(map(str, widths))
+        print(f"HandNet {name}", file=sys.stderr, flush=True)
+        model = HandNet(default_config(widths)).eval()
+        with frozen_convs(model):
+            hand = readout(lambda x, m=model: frozen_features(m, x), train, val, test)
+        figures["hand_built"][name] = {
+            **{k: v for k, v in hand.items() if k != "right"},
+            "mcnemar_vs_scattering": mcnemar_exact(hand["right"], anchor["right"]),
+            "at_least_scattering": hand["test_accuracy"] >= anchor["test_accuracy"],
+            "agreement": {n: description_agreement(model, n) for n in model.conv_names},
+        }
+    emit(figures)
 
 
 def reference_net(train, test, config: TrainConfig, widths: tuple[int, ...]) -> tuple[float, int]:
@@ -80,7 +197,17 @@ def main() -> None:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--quick", action="store_true", help="one seed, two epochs")
-    p.add_argument("--widths", default="8,16", help="HandNet conv widths (default 8,16)")
+    p.add_argument(
+        "--widths",
+        action="append",
+        default=None,
+        help="HandNet conv widths (default 8,16); repeat for several nets with --anchor",
+    )
+    p.add_argument(
+        "--anchor",
+        action="store_true",
+        help="hand-built nets against the scattering anchor (no fine-tuning)",
+    )
     p.add_argument(
         "--reference", default=None,
         help="pruned SimpleConvNet checkpoint to beat; {seed} is replaced by the seed, e.g. "
@@ -88,6 +215,10 @@ def main() -> None:
     )  # fmt: skip
     args = p.parse_args()
     torch.set_num_threads(1)
+    if args.anchor:
+        anchor_main([parse_widths(w) for w in args.widths or ["8,16"]])
+        return
+    args.widths = (args.widths or ["8,16"])[-1]
     seeds = [0] if args.quick else [int(s) for s in args.seeds.split(",")]
     epochs = 2 if args.quick else args.epochs
     train, test = load_split("mnist-5k", "train"), load_split("mnist-5k", "test")

@@ -11,6 +11,8 @@ all in fc5); fc4's other rows are the leading principal directions of the featur
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -18,7 +20,7 @@ import torch.nn.functional as F
 
 from simpleconvnet.model import SimpleConvNet
 
-__all__ = ["HeadFit", "frozen_features", "fit_logistic", "set_head", "fit_head"]
+__all__ = ["HeadFit", "frozen_convs", "frozen_features", "fit_logistic", "set_head", "fit_head"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,21 @@ class HeadFit:
     weight: torch.Tensor  # [classes, D]
     bias: torch.Tensor  # [classes]
     train_accuracy: float
+
+
+@contextmanager
+def frozen_convs(model: SimpleConvNet) -> Iterator[None]:
+    """Within the block no parameter of a conv layer of ``model`` has ``requires_grad`` (no
+    gradient can reach one); afterwards each has its flag back."""
+    params = [p for name in model.conv_names for p in model.get_submodule(name).parameters()]
+    flags = [p.requires_grad for p in params]
+    try:
+        for p in params:
+            p.requires_grad_(False)
+        yield
+    finally:
+        for p, flag in zip(params, flags, strict=True):
+            p.requires_grad_(flag)
 
 
 @torch.no_grad()
@@ -44,17 +61,22 @@ def frozen_features(
 
 def fit_logistic(
     features: torch.Tensor, labels: torch.Tensor, classes: int, l2: float = 1e-4,
-    max_iter: int = 300,
+    max_iter: int = 300, start: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> HeadFit:  # fmt: skip
     """Multinomial logistic regression on ``features [N, D]`` (mean cross-entropy plus
-    ``l2 * |W|^2`` in standardised units). Convex, so the answer does not depend on a seed.
-    Fitted on the features' device."""
+    ``l2 * |W|^2`` in standardised units). Convex (strictly, for ``l2 > 0``), so the answer
+    depends neither on a seed nor on the ``start`` (``([classes, D], [classes])`` in
+    standardised units; zeros by default). Fitted on the features' device."""
     x = features.double()
     labels = labels.to(x.device)
     mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
     z = (x - mean) / std
-    w = torch.zeros(classes, z.shape[1], dtype=torch.float64, device=x.device, requires_grad=True)
-    b = torch.zeros(classes, dtype=torch.float64, device=x.device, requires_grad=True)
+    w0, b0 = start or (
+        torch.zeros(classes, z.shape[1], device=x.device),
+        torch.zeros(classes, device=x.device),
+    )
+    w = w0.to(x.device, torch.float64).clone().requires_grad_(True)
+    b = b0.to(x.device, torch.float64).clone().requires_grad_(True)
     opt = torch.optim.LBFGS([w, b], max_iter=max_iter, tolerance_grad=1e-9,
                             tolerance_change=1e-12, history_size=20,
                             line_search_fn="strong_wolfe")  # fmt: skip
@@ -98,8 +120,9 @@ def fit_head(
     model: SimpleConvNet, images: torch.Tensor, labels: torch.Tensor, l2: float = 1e-4
 ) -> HeadFit:
     """Fit the readout of ``model`` on ``images [N, 1, 28, 28]``/``labels [N]`` with every
-    conv layer frozen, and write it into fc4/fc5. Returns the fit."""
-    features = frozen_features(model, images)
-    fit = fit_logistic(features, labels, model.fc5.out_features, l2)
-    set_head(model, fit, features)
+    conv layer frozen (:func:`frozen_convs`), and write it into fc4/fc5. Returns the fit."""
+    with frozen_convs(model):
+        features = frozen_features(model, images)
+        fit = fit_logistic(features, labels, model.fc5.out_features, l2)
+        set_head(model, fit, features)
     return fit

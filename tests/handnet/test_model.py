@@ -110,3 +110,35 @@ def test_a_third_width_adds_a_conv3_of_rules_that_round_trips(tmp_path: Path) ->
     x = _images(2, 3)
     torch.testing.assert_close(back(x), net.eval()(x))
     torch.testing.assert_close(freed_copy(net)(x), net(x), atol=1e-5, rtol=1e-5)
+
+
+def test_readout_is_convex_same_probabilities_from_two_starts() -> None:
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(120, 6, generator=g)
+    y = (x[:, 0] + 0.5 * torch.randn(120, generator=g) > 0).long() + (x[:, 1] > 1).long()
+    fits = [
+        fit_logistic(x, y, 3, l2=1e-2),
+        fit_logistic(x, y, 3, l2=1e-2, start=(torch.randn(3, 6, generator=g) * 3,
+                                              torch.randn(3, generator=g))),
+    ]  # fmt: skip
+    probs = [F.softmax(x @ f.weight.T + f.bias, 1) for f in fits]
+    torch.testing.assert_close(probs[0], probs[1], atol=1e-4, rtol=0)
+
+
+def test_no_conv_parameter_requires_grad_while_the_head_is_fitted() -> None:
+    net = HandNet(default_config((4, 6), fc4=16))
+    seen: list[bool] = []
+
+    def record(module: torch.nn.Module, *_: object) -> None:
+        seen.extend(p.requires_grad for p in module.parameters())
+
+    hooks = [getattr(net, n).register_forward_hook(record) for n in net.conv_names]
+    images = torch.rand(30, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    fit_head(net, images, torch.arange(30) % 10)
+    for h in hooks:
+        h.remove()
+    assert seen and not any(seen)
+    # afterwards the flags are back (fine-tuning may train the interpretable parameters)
+    assert all(p.requires_grad for p in net.conv1.parameters())
