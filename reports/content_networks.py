@@ -97,6 +97,7 @@ def dissection(view: RunView, net: Network) -> dict[str, Any] | None:
         or csv_table(folder / "head.csv", top=None),
         "reasoning": _paragraphs(explain / "reasoning.txt"),
         "checks": csv_table(explain / "checks.csv"),
+        "coverage": csv_table(explain / "coverage.csv", top=None),
         "ablation": csv_table(explain / "ablation.csv") or csv_table(folder / "ablation.csv"),
         "audits": read_audits(folder / "audit.json"),
     }

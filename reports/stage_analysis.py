@@ -234,10 +234,29 @@ def run_explain(ctx: StageContext, net: Network, sample: int = 0) -> dict[str, A
     reasons = write_reasoning(ctx, model, meta, labels_table)
     card = write_checks(ctx, model, reasons, (weak, reinforcing), labels_table, images, labels)
     return {
+        **write_coverage(ctx, model, reasons),
         "checks": card,
         "check_draws": CHECK_DRAWS,
         "decomposition_error": max(errors, default=None),
     }
+
+
+def write_coverage(ctx: StageContext, model: Any, reasons: list[Any]) -> dict[str, float]:
+    """Per class, the share of its positive score carried by the last conv layer's channels
+    that are confidently described: by dissect's probes and, for a hand-built network, by its
+    written descriptions too (``coverage.csv``); returns the smallest of each."""
+    last = model.conv_names[-1]
+    written = model.descriptions()[last] if hasattr(model, "descriptions") else None
+    rows = []
+    for r in reasons:
+        row = {"class": r.name, "coverage_probed": r.coverage}
+        if written is not None:
+            row["coverage_written"] = sum(max(share, 0.0) for share, words
+                                          in zip(r.shares, written, strict=True) if words.strip())  # fmt: skip
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    atomic_save(ctx.out / "coverage.csv", lambda p: table.to_csv(p, index=False))
+    return {f"{c}_min": float(table[c].min()) for c in table.columns if c != "class"}
 
 
 #: Random channel sets each removal claim is compared with (the issue asks for at least 200).

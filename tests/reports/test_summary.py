@@ -158,3 +158,17 @@ def test_faithfulness_counts_each_kind_of_claim_checked_on_the_test_digits(tiny_
         mine = checks[checks["kind"] == kind]
         assert (hold, claims) == (int(mine["holds"].sum()), len(mine))
         assert f"{hold} of {claims}" in section
+
+
+def test_coverage_is_reported_per_class_probed_and_for_handnet_written(tiny_run: Path) -> None:
+    scn = pd.read_csv(tiny_run / "explain-pruned" / "coverage.csv")
+    hand = pd.read_csv(tiny_run / "explain-handnet-built" / "coverage.csv")
+    assert len(scn) == len(hand) == 10 and "coverage_written" not in scn.columns
+    assert scn["coverage_probed"].between(0, 1).all()
+    # every channel of the hand-built net has a written description: it carries all of a
+    # class's positive score (none where, on these tiny data, no channel adds to a class)
+    assert hand["coverage_written"].round(9).isin([0.0, 1.0]).all()
+    assert hand["coverage_written"].round(9).eq(1.0).any()
+    assert (hand["coverage_probed"] <= hand["coverage_written"] + 1e-9).all()
+    page = (tiny_run / "report" / "index.html").read_text()
+    assert "by the written descriptions of the hand-built network" in page
