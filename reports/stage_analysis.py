@@ -15,7 +15,7 @@ import torch
 
 from dissect.infra.atomic import atomic_save, atomic_write_bytes, atomic_write_text
 from dissect.infra.checkpoints import CheckpointMeta
-from reports.networks import Network, checkpoint_of, load_network
+from reports.networks import CHECKED, Network, checkpoint_of, load_network
 from reports.pipeline import StageContext
 
 __all__ = ["run_measure", "run_dissect", "run_superstimuli", "run_explain"]
@@ -193,8 +193,8 @@ def dissect_channel(
 
 def run_explain(ctx: StageContext, net: Network, sample: int = 0) -> dict[str, Any]:
     """Dissection figure + contribution table of every outer channel after conv1, the channels
-    driving each class, ablations, each class's reasoning in words, and every claim of it
-    checked. Roles and reasoning are derived on the training digits; the claims are checked on
+    driving each class, ablations, each class's reasoning in words, and (for the networks in
+    :data:`~reports.networks.CHECKED`) every claim of it checked. Roles and reasoning are derived on the training digits; the claims are checked on
     the test digits (:func:`write_checks`)."""
     from dissect.ablation import ablation_table
     from dissect.head import class_drivers
@@ -232,7 +232,11 @@ def run_explain(ctx: StageContext, net: Network, sample: int = 0) -> dict[str, A
     ablations = ablation_table(model, images, labels)
     atomic_save(ctx.out / "ablation.csv", lambda p: ablations.to_csv(p, index=False))
     reasons = write_reasoning(ctx, model, meta, labels_table)
-    card = write_checks(ctx, model, reasons, (weak, reinforcing), labels_table, images, labels)
+    card = (
+        write_checks(ctx, model, reasons, (weak, reinforcing), labels_table, images, labels)
+        if net.key in CHECKED
+        else {}
+    )
     return {
         **write_coverage(ctx, model, reasons),
         "checks": card,
