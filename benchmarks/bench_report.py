@@ -18,12 +18,16 @@ import argparse
 import json
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import ROOT, emit, run_cli
+if str(Path(__file__).resolve().parents[1]) not in sys.path:  # run as a script from the root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import ROOT, emit, run_cli  # noqa: E402
 
 MAIN_PAGES, LIVE_MS = 30, 50
 
