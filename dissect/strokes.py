@@ -21,8 +21,9 @@ from torch import nn
 
 from dissect.faithfulness import Check
 from dissect.infra import distributed as dist
+from dissect.layout import centre_map
 from dissect.probes import EDGE_SIDES, ORIENTATION_OF
-from dissect.specimen import ConvLike, Specimen, as_pair, specimen_of
+from dissect.specimen import Specimen, specimen_of
 
 __all__ = [
     "stroke_orientation",
@@ -87,18 +88,6 @@ def _patches(
     return torch.stack([padded[i, r : r + size, c : c + size] for i, (r, c) in enumerate(zip(rows.tolist(), cols.tolist(), strict=True))])  # fmt: skip
 
 
-def _centre_map(conv: ConvLike) -> tuple[tuple[int, int], tuple[int, int]]:
-    """``((stride_r, stride_c), (offset_r, offset_c))``: output unit (r, c) of a first conv
-    layer is centred on input pixel ``(r * stride + offset)``."""
-    kh, kw = conv.weight.shape[-2:]
-    stride, dilation = as_pair(getattr(conv, "stride", 1)), as_pair(getattr(conv, "dilation", 1))
-    padding = getattr(conv, "padding", 0)
-    pad = (0, 0) if padding == "same" else as_pair(0 if padding == "valid" else padding)
-    if padding == "same":
-        return stride, (0, 0)
-    return stride, (dilation[0] * (kh - 1) // 2 - pad[0], dilation[1] * (kw - 1) // 2 - pad[1])
-
-
 def _tally(
     images: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, size: int, description: str
 ) -> torch.Tensor:
@@ -141,7 +130,7 @@ def description_check(
     specimen = specimen_of(model)
     conv = specimen.conv(layer)
     size = max(int(conv.weight.shape[-1]), 5) + 2
-    (sr, sc), (ar, ac) = _centre_map(conv)
+    (sr, sc), (ar, ac) = centre_map(conv)
     height, width = images.shape[2], images.shape[3]
 
     def counts(x: torch.Tensor, pick_r: torch.Tensor, pick_c: torch.Tensor) -> torch.Tensor:
