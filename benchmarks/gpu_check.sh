@@ -9,6 +9,7 @@
 #
 #   bash benchmarks/gpu_check.sh                 # on the GPU machine
 #   bash benchmarks/gpu_check.sh --device cpu    # a dry run here
+#   bash benchmarks/gpu_check.sh --run -m benchmarks.bench_recipe ...   # another script, same setup
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=${PYTHON:-python3}
@@ -41,4 +42,9 @@ for group, entries in project.get("entry-points", {}).items():
 PYEOF
 export PYTHONPATH="$ROOT:$SITE${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
+if [ "${1:-}" = "--run" ]; then
+  shift
+  cd "$ROOT"
+  exec "$PY" "$@"
+fi
 exec "$PY" "$ROOT/benchmarks/gpu_check.py" "$@"

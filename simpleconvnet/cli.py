@@ -19,6 +19,7 @@ from dissect.infra.runtime import (
     CliParser,
     check_device,
     check_writable,
+    non_negative_float,
     non_negative_int,
     positive_float,
     positive_int,
@@ -38,6 +39,7 @@ from simpleconvnet.cli_common import (
     seed_number,
     setup_runtime,
 )
+from simpleconvnet.data import AUGMENTATIONS
 from simpleconvnet.evaluation import evaluate
 from simpleconvnet.launch import dispatch
 from simpleconvnet.steps import TrainStep, train_step
@@ -61,7 +63,24 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="optimiser")
     t.add_argument("--widths", default="32,64,128", help="conv widths, 2 or 3 comma-separated")
     t.add_argument("--fc4", type=positive_int, default=128, help="width of fc4")
-    t.add_argument("--no-augment", action="store_true", help="train without random affine")
+    t.add_argument(
+        "--augment", choices=AUGMENTATIONS, default="auto",
+        help="auto: the data set's own (digits: random affine; clothes, for fashion-mnist: flips "
+        "and 2-pixel shifts); none: no augmentation",
+    )  # fmt: skip
+    t.add_argument("--no-augment", action="store_true", help="the same as --augment none")
+    t.add_argument(
+        "--elastic", type=non_negative_float, default=TrainConfig().elastic,
+        help="pixels of smooth random warp added to the digits' augmentation",
+    )  # fmt: skip
+    t.add_argument(
+        "--label-smoothing", type=non_negative_float, default=TrainConfig().label_smoothing,
+        help="share of each target spread over all classes",
+    )  # fmt: skip
+    t.add_argument(
+        "--weight-decay", type=non_negative_float, default=TrainConfig().weight_decay,
+        help="L2 penalty of the optimiser",
+    )  # fmt: skip
     t.add_argument("--seed", type=seed_number, default=0, help="seed for init, order, augmentation")
     add_out_options(t, "runs/simpleconvnet", "last/, best/ and history.csv", "from OUT/last")
     t.add_argument(
@@ -98,7 +117,9 @@ def train_step_of(args: argparse.Namespace) -> TrainStep:
     """The :class:`~simpleconvnet.steps.TrainStep` that ``simpleconvnet train``'s options ask for."""
     training = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
-        augment=not args.no_augment, seed=args.seed, snapshot_every=args.snapshot_every,
+        augment="none" if args.no_augment else args.augment, elastic=args.elastic,
+        label_smoothing=args.label_smoothing, weight_decay=args.weight_decay, seed=args.seed,
+        snapshot_every=args.snapshot_every,
     )  # fmt: skip
     return TrainStep(
         dataset=args.dataset, data_dir=args.data_dir, widths=parse_widths(args.widths),

@@ -38,6 +38,8 @@ class PruneConfig:
     drop_redundant: bool = True
     score_images: int = 1000
     superstimulus_steps: int = 128
+    #: the data set the net was trained on: each retraining augments as its recipe does
+    dataset: str | None = None
 
     def __post_init__(self) -> None:
         unknown = set(self.weights) - set(CRITERIA)

@@ -51,7 +51,7 @@ def retrain(
     stop = None if recovered is None else recovered - config.tolerance / 100
     cfg = TrainConfig(epochs=epochs, lr=config.lr, seed=seed, snapshot_every=0,
                       stop_at_val_accuracy=stop)  # fmt: skip
-    result = fit(model, train, test, cfg, val=val, quiet=quiet, desc=desc)
+    result = fit(model, train, test, cfg, val=val, quiet=quiet, desc=desc, dataset=config.dataset)
     # measured again: an empty validation split (a tiny data set) leaves no val column
     return Accuracies(result.final.accuracy, evaluate(model, *val).accuracy), result.epochs_run
 

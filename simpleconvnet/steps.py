@@ -8,7 +8,7 @@ checks, ``--force`` and printing stay with the caller.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -134,8 +134,9 @@ def prune_step(
     before = sum(p.numel() for p in model.parameters())
     meta = CheckpointMeta(kind=KIND, data=source.data, parent=str(Path(config.source).resolve()))
     chooser = choose_at_random(config.pruning.seed) if config.random else choose_by_score
+    pruning = replace(config.pruning, dataset=source.data["name"])
     result = prune(
-        model, train, test, config.pruning, val=val, out_dir=out_dir, metadata=meta, chooser=chooser,
+        model, train, test, pruning, val=val, out_dir=out_dir, metadata=meta, chooser=chooser,
         resume=config.resume, quiet=quiet,
     )  # fmt: skip
     after = sum(p.numel() for p in result.model.parameters())

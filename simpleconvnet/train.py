@@ -27,7 +27,7 @@ from dissect.infra.checkpoints import CheckpointMeta
 from dissect.infra.errors import AuditError
 from dissect.infra.runtime import progress
 from simpleconvnet.checkpoint import read_metadata
-from simpleconvnet.data import augment
+from simpleconvnet.data import AUGMENTATIONS, augment_batch, augmentation_for
 from simpleconvnet.evaluation import EvalResult, evaluate
 from simpleconvnet.train_folder import (
     Snapshots,
@@ -67,7 +67,11 @@ class TrainConfig:
     optimizer: str = "adam"
     weight_decay: float = 0.0
     schedule: str = "onecycle"
-    augment: bool = True
+    #: True: the data set's own (:func:`~simpleconvnet.data.augmentation_for`); False: none;
+    #: or one of :data:`~simpleconvnet.data.AUGMENTATIONS` by name
+    augment: bool | str = True
+    elastic: float = 0.0  # pixels of smooth random warp in the digits' augmentation
+    label_smoothing: float = 0.0
     seed: int = 0
     snapshot_every: int = 200
     eval_batch_size: int = 1000
@@ -83,6 +87,10 @@ class TrainConfig:
             raise AuditError(f"unknown schedule {self.schedule!r}: use onecycle or constant")
         if self.patience is not None and self.patience < 1:
             raise AuditError(f"--patience must be at least 1, not {self.patience}")
+        if not isinstance(self.augment, bool) and self.augment not in AUGMENTATIONS:
+            raise AuditError(f"unknown --augment {self.augment!r}: use {', '.join(AUGMENTATIONS)}")
+        if not (0.0 <= self.label_smoothing < 1.0 and 0.0 <= self.elastic <= 8.0):
+            raise AuditError("--label-smoothing must lie in [0, 1) and --elastic in [0, 8] pixels")
 
 
 @dataclass
@@ -134,6 +142,20 @@ def describe_best(result: TrainResult) -> str:
     return f"best/: epoch {result.best_epoch} ({chosen}, test {result.best_accuracy:.2%})"
 
 
+def _dataset_of(metadata: CheckpointMeta | dict[str, Any] | None) -> str | None:
+    data = metadata.get("data") if isinstance(metadata, dict) else getattr(metadata, "data", None)
+    return data.get("name") if isinstance(data, dict) else None
+
+
+def _loss(output: torch.Tensor, target: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """The summed negative log-likelihood of ``output`` (log-probabilities), with ``smoothing``
+    of the target's mass spread evenly over all classes."""
+    nll = F.nll_loss(output, target, reduction="sum")
+    if smoothing == 0:
+        return nll
+    return (1 - smoothing) * nll - smoothing * output.mean(dim=1).sum()
+
+
 def should_stop(rows: list[dict[str, Any]], config: TrainConfig) -> bool:
     """Whether training stops after the last of the history ``rows``, by ``config``'s rules on
     the validation split (a pure function of the history, so ``--resume`` agrees)."""
@@ -160,6 +182,7 @@ def fit(
     quiet: bool = False,
     desc: str = "train",
     on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
+    dataset: str | None = None,
 ) -> TrainResult:
     """Train ``model`` (already on its device) on ``train`` and evaluate on ``test`` (and
     ``val``) each epoch.
@@ -175,9 +198,11 @@ def fit(
     kind, mode, data set and parent the caller knows) with what training adds (seed, world
     size, epoch, metrics, history). ``resume`` continues from ``out_dir/last`` and ends with the same
     weights as an uninterrupted run, wherever the previous run was killed. Only parameters with
-    ``requires_grad`` are trained.
+    ``requires_grad`` are trained. ``dataset`` (default: the one ``metadata`` names) picks
+    the augmentation when ``config.augment`` is True.
     """
     device = next(model.parameters()).device
+    kind = augmentation_for(config.augment, dataset or _dataset_of(metadata))
     out = Path(out_dir) if out_dir is not None else None
     if val is not None and len(val[1]) == 0:  # a tiny data set carves no validation digits
         val = None
@@ -225,8 +250,7 @@ def fit(
             batch = order[b * config.batch_size : (b + 1) * config.batch_size]
             local = batch[rank::world]
             x, y = images[local.to(device)], labels[local.to(device)]
-            if config.augment:
-                x = augment(x, local, config.seed, epoch, n)
+            x = augment_batch(kind, x, local, config.seed, epoch, n, elastic=config.elastic)
             lr = (
                 one_cycle_lr(step, total_steps, config.lr)
                 if config.schedule == "onecycle"
@@ -236,7 +260,7 @@ def fit(
                 group["lr"] = lr
             optimizer.zero_grad(set_to_none=True)
             output = net(x)
-            loss = F.nll_loss(output, y, reduction="sum") * (world / len(batch))
+            loss = _loss(output, y, config.label_smoothing) * (world / len(batch))
             loss.backward()
             optimizer.step()
             step += 1

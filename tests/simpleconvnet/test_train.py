@@ -146,3 +146,28 @@ def test_should_stop_at_a_validation_target() -> None:
     assert not should_stop([{"epoch": 1, "test_accuracy": 0.9}], TrainConfig(patience=1))
     with pytest.raises(AuditError, match="--patience"):
         TrainConfig(patience=0)
+
+
+def test_label_smoothing_loss_is_cross_entropy_against_smoothed_targets() -> None:
+    from simpleconvnet.train import _loss
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(5, 10, generator=g)
+    target = torch.tensor([0, 3, 9, 3, 1])
+    log_p = torch.log_softmax(logits, dim=1)
+    expected = torch.nn.functional.cross_entropy(
+        logits, target, label_smoothing=0.1, reduction="sum"
+    )
+    assert torch.allclose(_loss(log_p, target, 0.1), expected, atol=1e-5)
+    assert torch.allclose(
+        _loss(log_p, target, 0.0), torch.nn.functional.nll_loss(log_p, target, reduction="sum")
+    )
+
+
+def test_unknown_augmentation_and_bad_smoothing_are_refused() -> None:
+    from dissect.infra.errors import AuditError
+
+    with pytest.raises(AuditError, match="augment"):
+        TrainConfig(augment="rotate")
+    with pytest.raises(AuditError, match="label-smoothing"):
+        TrainConfig(label_smoothing=1.5)
