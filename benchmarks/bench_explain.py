@@ -13,7 +13,8 @@ made by ``reports run --seed S`` and reused when present):
   against the original's (target at most 1.5x), accuracy with conv1 and conv2 compiled
   (target at least 96.5 %); the head refitted on the training digits, its L2 penalty chosen on
   their validation split. Also reported: the original with only its head refitted the same way
-  (how much of the gap the refit alone costs).
+  (how much of the gap the refit alone costs). A seed whose pruned net kept conv3 has no
+  compiled numbers (only two-conv-layer networks compile) and is left out of these targets.
 
     python benchmarks/bench_explain.py --seeds 0,1,2 [--runs-root runs] [--draws 200]
 """
@@ -75,9 +76,13 @@ def audit_net(path: Path, draws: int) -> dict:
     }
 
 
-def compiled(path: Path) -> dict:
+def compiled(path: Path) -> dict | None:
+    """The compiled explanation's accuracies; None where the pruned net kept a third conv layer
+    (only two-conv-layer networks compile)."""
     model, meta = load_checkpoint(path)
     assert isinstance(model, SimpleConvNet)
+    if len(model.conv_names) != 2:
+        return None
     xt, yt = load_checkpoint_data(meta, "train")
     x, y = load_checkpoint_data(meta, "test")
     dataset = str(meta.data.get("name"))
@@ -119,6 +124,7 @@ def main() -> None:
             "compiled": compiled(run / "prune" / "final"),
         }
     worst = lambda key, net: min(s[net][key] for s in per_seed.values() if s[net])  # noqa: E731
+    ratios = [s["compiled"]["conv1_error_ratio"] for s in per_seed.values() if s["compiled"]]
     emit({
         "seeds": seeds, "draws": args.draws, "per_seed": per_seed,
         "targets": {
@@ -126,8 +132,9 @@ def main() -> None:
             f"handnet_classes_confirmed_ge_{CONFIRMED}": worst("classes_confirmed", "handnet_built") >= CONFIRMED
             if all(s["handnet_built"] for s in per_seed.values()) else None,
             f"pruned_coverage_ge_{COVERAGE}": worst("coverage_min", "pruned") >= COVERAGE,
-            f"compiled_conv1_error_ratio_le_{COMPILED_RATIO}": max(s["compiled"]["conv1_error_ratio"] for s in per_seed.values()) <= COMPILED_RATIO,
-            f"compiled_conv1_conv2_accuracy_ge_{COMPILED_ACCURACY}": worst("conv1_conv2_accuracy", "compiled") >= COMPILED_ACCURACY,
+            f"compiled_conv1_error_ratio_le_{COMPILED_RATIO}": max(ratios) <= COMPILED_RATIO if ratios else None,
+            f"compiled_conv1_conv2_accuracy_ge_{COMPILED_ACCURACY}": worst("conv1_conv2_accuracy", "compiled") >= COMPILED_ACCURACY
+            if ratios else None,
             f"pruned_descriptions_confirmed_ge_{DESCRIBED}": worst("description_share", "pruned") >= DESCRIBED,
         },
     })  # fmt: skip

@@ -133,7 +133,8 @@ def _conv2(
     data: torch.Tensor,
 ) -> tuple[Rule, ...]:
     """The rules of the second layer. ``compiled``: the network with conv1 compiled (its conv2
-    is not read), whose first-layer outputs the rules read; ``data``: the reference digits.
+    is not read), whose first-layer outputs the rules read; ``data``: the reference digits,
+    the first of which gives the roles (as a contribution table does), all of them the shares.
 
     A term of strength ``s`` over inner channel ``j`` adds about ``s`` times x_j summed over
     positions (its profile sums to 1), so ``s = |share_j| * T / X_j`` (``T``: the original
@@ -158,7 +159,7 @@ def _conv2(
             if r.role not in ("reinforces", "negates") or j not in words:
                 continue
             sign = 1 if r.role == "reinforces" else -1
-            strength = abs(float(r.share_data)) * total / float(inner[j])
+            strength = max(abs(float(r.share_data)) * total / float(inner[j]), 1e-12)
             terms.append(Term(j, sign, strength, _ORIENTATION.get(words[j], 0.0), TERM_LENGTH,
                               TERM_WIDTH))  # fmt: skip
         rules.append(Rule(str(row.description), tuple(terms), 0.0))

@@ -16,15 +16,14 @@ from tests.dissect.foreign_nets import tiny_data
 
 
 class Filters(nn.Module):
-    """One 5x5 conv layer holding the given kernels (bias 0), pooled to a small readout."""
+    """One 5x5 conv layer holding the given kernels (no bias), pooled to a small readout."""
 
     def __init__(self, kernels: list[torch.Tensor]) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(1, len(kernels), 5, padding=2)
+        self.conv1 = nn.Conv2d(1, len(kernels), 5, padding=2, bias=False)
         self.fc = nn.Linear(len(kernels), 2)
         with torch.no_grad():
             self.conv1.weight.copy_(torch.stack(kernels)[:, None])
-            self.conv1.bias.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(F.adaptive_max_pool2d(F.relu(self.conv1(x)), 1).flatten(1))
