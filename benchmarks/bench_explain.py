@@ -11,7 +11,10 @@ made by ``reports run --seed S`` and reused when present):
   channels whose description holds on the test digits (dissect.strokes; target 80 %);
 - the compiled explanation of the pruned net (handnet.compile): error rate with conv1 compiled
   against the original's (target at most 1.5x), accuracy with conv1 and conv2 compiled
-  (target at least 96.5 %).
+  (target at least 96.5 %); the head refitted on the training digits, its L2 penalty chosen on
+  their validation split. Also reported: the original with only its head refitted the same way
+  (how much of the gap the refit alone costs). A seed whose pruned net kept conv3 has no
+  compiled numbers (only two-conv-layer networks compile) and is left out of these targets.
 
     python benchmarks/bench_explain.py --seeds 0,1,2 [--runs-root runs] [--draws 200]
 """
@@ -19,8 +22,10 @@ made by ``reports run --seed S`` and reused when present):
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -34,7 +39,8 @@ from dissect.faithfulness import driver_check  # noqa: E402
 from dissect.infra.checkpoints import load_checkpoint, load_checkpoint_data  # noqa: E402
 from dissect.labels import describe_model  # noqa: E402
 from dissect.strokes import check_first_layer  # noqa: E402
-from handnet.compile import compile_explanation  # noqa: E402
+from handnet.compile import compile_explanation, refit_readout  # noqa: E402
+from simpleconvnet.model import SimpleConvNet  # noqa: E402
 
 CONFIRMED, COVERAGE, COMPILED_RATIO, COMPILED_ACCURACY, DESCRIBED = 9, 0.8, 1.5, 0.965, 0.8
 
@@ -46,6 +52,7 @@ def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 def audit_net(path: Path, draws: int) -> dict:
     model, meta = load_checkpoint(path)
+    assert isinstance(model, SimpleConvNet)  # the pruned net or HandNet
     xt, yt = load_checkpoint_data(meta, "train")
     x, y = load_checkpoint_data(meta, "test")
     reasons = explain_classes(model, xt, yt)
@@ -69,14 +76,27 @@ def audit_net(path: Path, draws: int) -> dict:
     }
 
 
-def compiled(path: Path) -> dict:
+def compiled(path: Path) -> dict | None:
+    """The compiled explanation's accuracies; None where the pruned net kept a third conv layer
+    (only two-conv-layer networks compile)."""
     model, meta = load_checkpoint(path)
+    assert isinstance(model, SimpleConvNet)
+    if len(model.conv_names) != 2:
+        return None
     xt, yt = load_checkpoint_data(meta, "train")
     x, y = load_checkpoint_data(meta, "test")
+    dataset = str(meta.data.get("name"))
     original = accuracy(model, x, y)
-    conv1 = accuracy(compile_explanation(model, xt, yt, layers=("conv1",)), x, y)
-    both = accuracy(compile_explanation(model, xt, yt, layers=("conv1", "conv2")), x, y)
-    return {"original_accuracy": original, "conv1_accuracy": conv1, "conv1_conv2_accuracy": both,
+    table = describe_model(model)
+    refitted = copy.deepcopy(model)
+    refit_readout(refitted, xt, yt, dataset)
+    conv1, both = (
+        accuracy(compile_explanation(model, xt, yt, layers=layers, descriptions=table,
+                                     dataset=dataset), x, y)
+        for layers in (("conv1",), ("conv1", "conv2"))
+    )  # fmt: skip
+    return {"original_accuracy": original, "head_refitted_accuracy": accuracy(refitted, x, y),
+            "conv1_accuracy": conv1, "conv1_conv2_accuracy": both,
             "conv1_error_ratio": (1 - conv1) / max(1e-9, 1 - original)}  # fmt: skip
 
 
@@ -87,7 +107,7 @@ def main() -> None:
     p.add_argument("--draws", type=int, default=200)
     args = p.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    per_seed = {}
+    per_seed: dict[int, dict[str, Any]] = {}
     for seed in seeds:
         name = "default" if seed == 0 else f"default-seed{seed}"
         run_cli("reports", "run", "--name", name, "--seed", str(seed), "--runs-root", args.runs_root, "--quiet")  # fmt: skip
@@ -104,6 +124,7 @@ def main() -> None:
             "compiled": compiled(run / "prune" / "final"),
         }
     worst = lambda key, net: min(s[net][key] for s in per_seed.values() if s[net])  # noqa: E731
+    ratios = [s["compiled"]["conv1_error_ratio"] for s in per_seed.values() if s["compiled"]]
     emit({
         "seeds": seeds, "draws": args.draws, "per_seed": per_seed,
         "targets": {
@@ -111,8 +132,9 @@ def main() -> None:
             f"handnet_classes_confirmed_ge_{CONFIRMED}": worst("classes_confirmed", "handnet_built") >= CONFIRMED
             if all(s["handnet_built"] for s in per_seed.values()) else None,
             f"pruned_coverage_ge_{COVERAGE}": worst("coverage_min", "pruned") >= COVERAGE,
-            f"compiled_conv1_error_ratio_le_{COMPILED_RATIO}": max(s["compiled"]["conv1_error_ratio"] for s in per_seed.values()) <= COMPILED_RATIO,
-            f"compiled_conv1_conv2_accuracy_ge_{COMPILED_ACCURACY}": worst("conv1_conv2_accuracy", "compiled") >= COMPILED_ACCURACY,
+            f"compiled_conv1_error_ratio_le_{COMPILED_RATIO}": max(ratios) <= COMPILED_RATIO if ratios else None,
+            f"compiled_conv1_conv2_accuracy_ge_{COMPILED_ACCURACY}": worst("conv1_conv2_accuracy", "compiled") >= COMPILED_ACCURACY
+            if ratios else None,
             f"pruned_descriptions_confirmed_ge_{DESCRIBED}": worst("description_share", "pruned") >= DESCRIBED,
         },
     })  # fmt: skip

@@ -35,10 +35,9 @@ from reports.audit import wilson_interval
 #: (digits' affine on every data set, no smoothing); ``default`` is no option at all.
 RECIPES: dict[str, dict[str, list[str]]] = {
     "mnist-5k": {
-        "reference": ["--augment", "digits"],
+        "reference": ["--augment", "digits", "--label-smoothing", "0"],
         "default": [],
-        "smoothing": ["--elastic", "0", "--label-smoothing", "0.1"],
-        "elastic2": ["--elastic", "2", "--label-smoothing", "0"],
+        "elastic2": ["--elastic", "2", "--label-smoothing", "0"],  # the others smooth by 0.1
         "elastic3": ["--elastic", "3", "--label-smoothing", "0.1"],
         "elastic2-wd": ["--elastic", "2", "--label-smoothing", "0.1", "--weight-decay", "1e-4"],
         "elastic2-b128": [
@@ -70,10 +69,9 @@ RECIPES: dict[str, dict[str, list[str]]] = {
         "smoothing-wd": ["--elastic", "0", "--label-smoothing", "0.1", "--weight-decay", "5e-4"],
     },
     "fashion-mnist": {
-        "reference": ["--augment", "digits"],
+        "reference": ["--augment", "digits", "--label-smoothing", "0"],
         "default": [],
-        "none": ["--augment", "none"],
-        "smoothing": ["--label-smoothing", "0.1"],
+        "no-smoothing": ["--label-smoothing", "0"],
         "longer": ["--epochs", "25"],
     },
 }

@@ -24,10 +24,19 @@ __all__ = [
     "dataset_shares",
     "contribution_table",
     "ROLE_WEAK",
+    "ROLE_WEAK_CHANGE",
+    "dataset_magnitudes",
+    "weak_rows",
+    "removal_hook",
+    "removal_change",
     "ROLE_THRESHOLD",
 ]
 
-ROLE_WEAK = 0.5  # weak: a share under half of an equal split (0.5 / C_in) of the output
+#: weak: rows whose a_j each carry under half of an equal split (0.5 / C_in) of the magnitude
+#: sum_j |a_j| (over positions), taken smallest first while removing them all together moves
+#: the channel's post-activation output by at most ROLE_WEAK_CHANGE of its mean magnitude
+ROLE_WEAK = 0.5
+ROLE_WEAK_CHANGE = 0.10
 ROLE_THRESHOLD = 0.5  # |correlation of a_j with x_j| from which a_j reinforces / negates x_j
 
 
@@ -93,6 +102,79 @@ def dataset_shares(
     return dist.sharded_sum(shares, images, batch_size=250) / len(images)
 
 
+def _magnitudes(a: torch.Tensor) -> torch.Tensor:
+    """``a [N, C, H, W] -> [N, C]``: each a_j's share of the magnitude sum_j |a_j|, all taken
+    over positions (where a_j changes sign across the map, its parts do not cancel)."""
+    per = a.abs().sum((2, 3)).double()
+    return per / per.sum(1, keepdim=True).clamp(min=1e-12)
+
+
+def dataset_magnitudes(
+    specimen: Specimen, layer: str, images: torch.Tensor, out_channel: int
+) -> torch.Tensor:
+    """Mean over images of each a_j's share of the magnitude (:func:`_magnitudes`)."""
+
+    def shares(batch: torch.Tensor) -> torch.Tensor:
+        return _magnitudes(layer_contributions(specimen, layer, batch, out_channel)[1]).sum(0)
+
+    return dist.sharded_sum(shares, images, batch_size=250) / len(images)
+
+
+def removal_hook(specimen: Specimen, layer: str, channel: int, inner: list[int]):
+    """A forward hook that takes the contributions of ``inner`` out of ``channel``'s sum."""
+    conv = specimen.conv(layer)
+    reads = list(inner_channels(conv, channel))
+    rows = [reads.index(j) for j in inner]
+
+    def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+        a = contributions(conv, inputs[0], channel)[:, rows].sum(1)
+        output = output.clone()
+        output[:, channel] -= a
+        return output
+
+    return hook
+
+
+@torch.no_grad()
+def removal_change(
+    specimen: Specimen, layer: str, channel: int, inner: list[int], images: torch.Tensor
+) -> float:
+    """How far removing the contributions of ``inner`` moves ``channel``'s post-activation
+    output (after the non-linearity and pooling that follow ``layer``) over ``images``: the
+    mean absolute change over the mean magnitude. Sharded across ranks."""
+    post = f"{layer}:post"
+    hooks = {layer: removal_hook(specimen, layer, channel, inner)} if inner else {}
+
+    def sums(x: torch.Tensor) -> torch.Tensor:
+        before = specimen.run(x, {post})[post][:, channel].double()
+        after = specimen.run(x, {post}, hooks=hooks)[post][:, channel].double()
+        return torch.stack([(after - before).abs().sum(), before.abs().sum(),
+                            before.new_tensor(before.numel())])  # fmt: skip
+
+    moved, size, count = dist.sharded_sum(sums, images)
+    return float((moved / count) / (size / count).clamp(min=1e-12))
+
+
+def weak_rows(
+    specimen: Specimen, layer: str, channel: int, magnitude: torch.Tensor, images: torch.Tensor
+) -> set[int]:
+    """The rows (0-based positions in the table) called weak: each under ``ROLE_WEAK`` of an
+    equal split of the magnitude, taken smallest first while removing them all together moves
+    the channel's post-activation output on ``images`` by at most ``ROLE_WEAK_CHANGE``."""
+    reads = list(inner_channels(specimen.conv(layer), channel))
+    limit, weak = ROLE_WEAK / len(magnitude), list[int]()
+    for j in torch.argsort(magnitude.cpu(), stable=True).tolist():
+        if float(magnitude[j]) >= limit:
+            break
+        if (
+            removal_change(specimen, layer, channel, [reads[k] for k in [*weak, j]], images)
+            > ROLE_WEAK_CHANGE
+        ):
+            break
+        weak.append(j)
+    return set(weak)
+
+
 @torch.no_grad()
 def contribution_table(
     model: nn.Module | Specimen,
@@ -110,8 +192,9 @@ def contribution_table(
     Columns: description of x_j, weight summary, a_j's share of the output on the image
     (a_j summed over positions, signed, over sum_j of their magnitudes), its share over the data set, correlation of a_j with y, the running
     sum c_j (of a_j summed over positions), and the role: ``reinforces`` (a_j correlates with x_j),
-    ``negates`` (a_j anti-correlates with x_j), ``weak`` (share under half an equal split),
-    ``other``. A last row
+    ``negates`` (a_j anti-correlates with x_j), ``weak`` (a small share of the magnitude
+    sum_j |a_j| whose removal barely moves the channel's output, :func:`weak_rows`; on the
+    data set when given), ``other``. A last row
     holds the bias; the table's total equals y summed over positions.
     """
     specimen = specimen_of(model)
@@ -124,19 +207,22 @@ def contribution_table(
     with_x = _corr(a, x) if same_size else torch.full((a.shape[1],), float("nan"), device=a.device)
     with_y = _corr(a, y.unsqueeze(1).expand_as(a))
     data_share = dataset_shares(specimen, layer, data, out_channel) if data is not None else None
+    magnitude = (
+        _magnitudes(a)[0]
+        if data is None
+        else dataset_magnitudes(specimen, layer, data, out_channel)
+    )
+    weak = weak_rows(specimen, layer, out_channel, magnitude, image if data is None else data)
     rows = []
     for j in range(a.shape[1]):
-        weak = (
-            abs(float(share[j] if data_share is None else data_share[j])) < ROLE_WEAK / a.shape[1]
-        )
-        role = "weak" if weak else (
+        role = "weak" if j in weak else (
             "reinforces" if with_x[j] >= ROLE_THRESHOLD else "negates" if with_x[j] <= -ROLE_THRESHOLD else "other"
         )  # fmt: skip
         rows.append({
             "j": reads[j] + 1,
             "x_j": inner_descriptions[reads[j]] if inner_descriptions else ("input image" if len(reads) == 1 else f"channel {reads[j] + 1}"),
             "w_sum": float(w[j].sum()), "w_abs_sum": float(w[j].abs().sum()), "w_max": float(w[j].max()), "w_min": float(w[j].min()),
-            "a_j": float(per[j]), "share_image": float(share[j]),
+            "a_j": float(per[j]), "share_image": float(share[j]), "magnitude": float(magnitude[j]),
             "share_data": float(data_share[j]) if data_share is not None else float("nan"),
             "corr_a_x": float(with_x[j]), "corr_a_y": float(with_y[j]),
             "c_j": float(per[: j + 1].sum()), "role": role,

@@ -29,7 +29,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dissect.contributions import contributions, inner_channels
+from dissect.contributions import (
+    ROLE_WEAK_CHANGE,
+    inner_channels,
+    removal_change,
+    removal_hook,
+)
 from dissect.explain import ClassReasoning
 from dissect.head import score_contributions
 from dissect.infra import distributed as dist
@@ -51,7 +56,9 @@ __all__ = [
 ]
 
 ALPHA = 0.05
-WEAK_CHANGE = 0.10  # removing the weak rows may change the channel by 10 % of its mean magnitude
+WEAK_CHANGE = (
+    ROLE_WEAK_CHANGE  # removing the weak rows may change the channel by 10 % of its mean magnitude
+)
 
 
 @dataclass(frozen=True)
@@ -203,21 +210,6 @@ def _check(kind: str, claim: str, named: float, random: torch.Tensor, n: int) ->
     return Check(kind, claim, named, float(random.mean()), p, p < ALPHA and named > 0, n)
 
 
-def _remove_inner(specimen: Specimen, layer: str, channel: int, inner: list[int]):
-    """A forward hook that takes the contributions of ``inner`` out of ``channel``'s sum."""
-    conv = specimen.conv(layer)
-    reads = list(inner_channels(conv, channel))
-    rows = [reads.index(j) for j in inner]
-
-    def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
-        a = contributions(conv, inputs[0], channel)[:, rows].sum(1)
-        output = output.clone()
-        output[:, channel] -= a
-        return output
-
-    return hook
-
-
 def inner_check(
     model: nn.Module | Specimen,
     layer: str,
@@ -238,7 +230,7 @@ def inner_check(
     base = margins(specimen, own, y)
 
     def effect(chosen: list[int]) -> tuple[float, float]:
-        hooks = {layer: _remove_inner(specimen, layer, channel, chosen)}
+        hooks = {layer: removal_hook(specimen, layer, channel, chosen)}
         drop = _margin_sums(specimen, own, y, base, hooks=hooks)[2]
         return float(drop / len(own)), 0.0
 
@@ -255,18 +247,7 @@ def weak_rows_check(
 ) -> Check:
     """Check "the rows ``weak`` of ``channel``'s table are weak": removing them all changes its
     post-activation output by at most :data:`WEAK_CHANGE` of its mean magnitude."""
-    specimen = specimen_of(model)
-    post = f"{layer}:post"
-    hooks = {layer: _remove_inner(specimen, layer, channel, list(weak))} if weak else {}
-
-    def sums(x: torch.Tensor) -> torch.Tensor:
-        before = specimen.run(x, {post})[post][:, channel].double()
-        after = specimen.run(x, {post}, hooks=hooks)[post][:, channel].double()
-        return torch.stack([(after - before).abs().sum(), before.abs().sum(),
-                            before.new_tensor(before.numel())])  # fmt: skip
-
-    moved, size, count = dist.sharded_sum(sums, images)
-    change = float((moved / count) / (size / count).clamp(min=1e-12))
+    change = removal_change(specimen_of(model), layer, channel, list(weak), images)
     what = f"{layer} channel {channel + 1}: rows {', '.join(str(j + 1) for j in weak) or 'none'} are weak"
     return Check(
         "role: weak", what, change, WEAK_CHANGE, float("nan"), change <= WEAK_CHANGE, len(images)
@@ -285,7 +266,7 @@ def reinforcing_row_check(
     conv = specimen.conv(layer)
     (sr, sc), (orow, ocol) = centre_map(conv)
     post, reads = f"{layer}:post", f"{layer}:in"
-    hooks = {layer: _remove_inner(specimen, layer, channel, [row])}
+    hooks = {layer: removal_hook(specimen, layer, channel, [row])}
 
     def sums(x: torch.Tensor) -> torch.Tensor:
         acts = specimen.run(x, {post, reads})

@@ -38,14 +38,23 @@ COHERENT, TOLERANCE, PASS, ABOVE_RANDOM = 0.5, 22.5, 0.6, 0.2
 _TOWARDS = {name: float(towards) for sides in EDGE_SIDES.values() for name, towards in sides}
 
 
+# Scharr's derivative across x (right minus left), as a correlation kernel: unlike central
+# differences, whose structure tensor pulls orientations up to 5 degrees towards the diagonals
+# (a stroke at 70 degrees read as 65), it reads a stroke's orientation to within a degree.
+_SCHARR_X = (
+    torch.tensor([[-3.0, 0.0, 3.0], [-10.0, 0.0, 10.0], [-3.0, 0.0, 3.0]], device="cpu") / 32.0
+)
+
+
 def stroke_orientation(patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``patches [N, h, w]`` -> ``(orientation [N] in degrees [0, 180), coherence [N],
     rising [N] the direction (degrees) in which the intensity rises at the centre)``; the
-    structure tensor is weighted towards the patch's centre."""
-    x = patches.double()
-    gy_down, gx = torch.gradient(x, dim=(1, 2))
-    gy = -gy_down  # y up
-    h, w = x.shape[1:]
+    structure tensor of Scharr gradients is weighted towards the patch's centre."""
+    x = F.pad(patches.double()[:, None], (1, 1, 1, 1), mode="replicate")
+    kx = _SCHARR_X.to(x)
+    gx = F.conv2d(x, kx[None, None])[:, 0]
+    gy = F.conv2d(x, -kx.T[None, None])[:, 0]  # y up: the row above minus the row below
+    h, w = patches.shape[1:]
     r = torch.arange(h, dtype=torch.float64, device=x.device)[:, None] - (h - 1) / 2
     c = torch.arange(w, dtype=torch.float64, device=x.device)[None, :] - (w - 1) / 2
     near = torch.exp(-(r**2 + c**2) / (2 * (min(h, w) / 4) ** 2))  # weights around the centre

@@ -161,7 +161,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     train = load_checkpoint_data(meta, "train", args.data_dir)
     test = load_checkpoint_data(meta, "test", args.data_dir)
     layers = tuple(args.compile.split(","))
-    model = compile_explanation(original, *train, layers=layers)
+    model = compile_explanation(original, *train, layers=layers, dataset=meta.data.get("name"))
     result, before = evaluate(model, *test), evaluate(original, *test)
     out_meta = CheckpointMeta(
         kind="HandNet", mode="compiled", data=meta.data, parent=str(Path(args.source).resolve()),

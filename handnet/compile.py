@@ -4,13 +4,20 @@ From a trained two-layer ConvNet of the suite's shape and its dissection (channe
 and contribution tables), build a HandNet where
 
 - each first-layer channel is the canonical filter of its description (the analytic line or
-  edge the words name, at the orientation they name, with the original filter's norm and bias),
-  or silent where the description is not confident or names no line or edge;
+  edge the words name, at the orientation they name, of the fixed widths :data:`LINE_WIDTH`
+  and :data:`EDGE_WIDTH` for every channel, with the original filter's norm and bias), or
+  silent where the description is not confident or names no line or edge;
 - (optionally) each second-layer channel is a rule built from its contribution table: one
   oriented term per reinforcing or negating row over a described inner channel, signed by the
-  role, its strength the row's share of the channel's weight mass; undescribed channels are
-  silent;
-- the head is refitted in closed form (no gradient touches a conv weight), or copied.
+  role, its profile the fixed oriented Gaussian (:data:`TERM_LENGTH`, :data:`TERM_WIDTH`)
+  along the inner channel's orientation, its strength such that the term carries the row's
+  share of the original channel's output on the reference digits; the rule's bias makes it as
+  often active there as the original channel; undescribed channels are silent;
+- the head is refitted by the suite's convex fit (:func:`handnet.head.fit_logistic`; no
+  gradient touches a conv weight) on the training digits with :data:`HEAD_COPIES` - 1
+  augmented copies (the augmentation the original was trained with), its L2 penalty chosen on
+  the data set's validation split (:func:`dissect.infra.datasets.split_validation`) when the
+  data set is named; or the head is copied.
 
 How far its accuracy falls short of the original's says how much of the network the words
 capture.
@@ -25,19 +32,49 @@ import pandas as pd
 import torch
 from torch import nn
 
-from dissect.contributions import contribution_table
+from dissect.contributions import contribution_table, layer_contributions
+from dissect.infra.datasets import split_validation
 from dissect.infra.errors import AuditError
 from dissect.labels import describe_model
 from dissect.probes import EDGE_SIDES, LINE_NAMES
+from dissect.specimen import specimen_of
 from handnet.filters import GaborSpec, edge_detector_spec, line_detector_spec, spec_kernel
-from handnet.head import fit_head
-from handnet.layers import Rule, Term
+from handnet.head import fit_logistic, frozen_features, set_head
+from handnet.layers import Rule, RuleConv2d, Term
 from handnet.model import HandNet, HandNetConfig
+from simpleconvnet.data import augment
 from simpleconvnet.model import SimpleConvNet
 
-__all__ = ["canonical_spec", "compile_explanation", "SILENT"]
+__all__ = [
+    "canonical_spec",
+    "compile_explanation",
+    "refit_readout",
+    "SILENT",
+    "LINE_WIDTH",
+    "EDGE_WIDTH",
+    "TERM_LENGTH",
+    "TERM_WIDTH",
+    "HEAD_L2",
+    "HEAD_COPIES",
+]
 
 SILENT = GaborSpec(gain=0.0)  # a channel the words do not describe: no output at all
+
+# The canonical filters' widths (pixels), the same for every channel: a line description names
+# a bright line 2 px wide (wavelength 4); a side description names a step from dark to bright
+# whose two lobes span the 5x5 kernel (wavelength 6), as first layers learn them (at width 2
+# its lobes are single columns 2 px apart). Chosen on the validation digits of the default run.
+LINE_WIDTH, EDGE_WIDTH = 2.0, 3.0
+# A second-layer term's profile: standard deviations (pooled pixels) along and across the inner
+# channel's orientation (the :class:`~handnet.layers.Term` defaults).
+TERM_LENGTH, TERM_WIDTH = 1.5, 0.7
+# The head's L2 penalties tried (the validation digits choose; with no validation split, the
+# first), and
+# how many copies of the training digits it is fitted on: the digits themselves and augmented
+# copies (the original was trained on augmented digits; on the digits alone the refitted head
+# of the original network itself loses a point of test accuracy), at most HEAD_SAMPLES in all.
+HEAD_L2 = (1e-3, 1e-4, 1e-2)
+HEAD_COPIES, HEAD_SAMPLES = 4, 20_000
 
 _LINES = {name: float(angle) for angle, name in LINE_NAMES.items()}
 # "left side of a vertical line": the bright interior lies towards 0 degrees, the side at 180
@@ -62,9 +99,9 @@ def _bias(model: SimpleConvNet, name: str) -> torch.Tensor:
 def canonical_spec(description: str) -> GaborSpec | None:
     """The analytic filter a first-layer description names (unit gain), or None."""
     if description in _LINES:
-        return line_detector_spec(_LINES[description], gain=1.0)
+        return line_detector_spec(_LINES[description], width=LINE_WIDTH, gain=1.0)
     if description in _SIDES:
-        return edge_detector_spec(_SIDES[description], gain=1.0)
+        return edge_detector_spec(_SIDES[description], width=EDGE_WIDTH, gain=1.0)
     return None
 
 
@@ -87,31 +124,110 @@ def _conv1(model: SimpleConvNet, table: pd.DataFrame) -> tuple[GaborSpec, ...]:
     return tuple(specs)
 
 
+@torch.no_grad()
 def _conv2(
-    model: SimpleConvNet, conv1: pd.DataFrame, conv2: pd.DataFrame, data: torch.Tensor
+    model: SimpleConvNet,
+    compiled: HandNet,
+    conv1: pd.DataFrame,
+    conv2: pd.DataFrame,
+    data: torch.Tensor,
 ) -> tuple[Rule, ...]:
+    """The rules of the second layer. ``compiled``: the network with conv1 compiled (its conv2
+    is not read), whose first-layer outputs the rules read; ``data``: the reference digits,
+    the first of which gives the roles (as a contribution table does), all of them the shares.
+
+    A term of strength ``s`` over inner channel ``j`` adds about ``s`` times x_j summed over
+    positions (its profile sums to 1), so ``s = |share_j| * T / X_j`` (``T``: the original
+    channel's summed contribution magnitudes, ``X_j``: the compiled x_j summed, both averaged
+    over the reference digits) makes the term carry its row's share of the original output."""
     words = {int(r.channel) - 1: str(r.description) for r in conv1.itertuples() if r.confident}
-    weight, bias = (
-        _conv(model, "conv2").weight.detach().cpu(),
-        _bias(model, "conv2").detach().cpu(),
-    )
+    original, hand = specimen_of(model), specimen_of(compiled)
+    y_original = original.run(data, {"conv2"})["conv2"]
+    x_hand = hand.run(data, {"conv2:in"})["conv2:in"]
+    inner = x_hand.sum((2, 3)).mean(0).double().clamp(min=1e-12)  # X_j
     rules = []
     for o, row in enumerate(conv2.itertuples()):
         if not row.confident:
             rules.append(Rule(f"{row.description} (not confident: silent)", (), 0.0))
             continue
         table = contribution_table(model, "conv2", o, data[:1], data=data)[:-1]
-        mass = float(weight[o].sum((1, 2)).abs().sum())
+        a = layer_contributions(original, "conv2", data, o)[1]
+        total = float(a.sum((2, 3)).abs().sum(1).mean())  # T
         terms = []
         for r in table.itertuples():
             j = int(r.j) - 1
             if r.role not in ("reinforces", "negates") or j not in words:
                 continue
-            orientation = _ORIENTATION.get(words[j], 0.0)
             sign = 1 if r.role == "reinforces" else -1
-            terms.append(Term(j, sign, abs(float(r.share_data)) * mass, orientation))
-        rules.append(Rule(str(row.description), tuple(terms), float(bias[o])))
-    return tuple(rules)
+            strength = max(abs(float(r.share_data)) * total / float(inner[j]), 1e-12)
+            terms.append(Term(j, sign, strength, _ORIENTATION.get(words[j], 0.0), TERM_LENGTH,
+                              TERM_WIDTH))  # fmt: skip
+        rules.append(Rule(str(row.description), tuple(terms), 0.0))
+    return _as_often_active(rules, compiled, y_original, x_hand)
+
+
+def _as_often_active(
+    rules: list[Rule], compiled: HandNet, y_original: torch.Tensor, x_hand: torch.Tensor
+) -> tuple[Rule, ...]:
+    """``rules`` with each bias set so that the rule is positive (active) at the same share of
+    the reference digits' positions as the original channel (``y_original [N, O, H, W]``, its
+    output before the non-linearity); ``x_hand``: what the rules read on those digits. A rule
+    without terms stays silent (bias 0)."""
+    layer = RuleConv2d(x_hand.shape[1], rules, compiled.config.kernel_size).to(x_hand.device)
+    z = layer(x_hand)  # every bias is still 0
+    out = []
+    for o, rule in enumerate(rules):
+        if not rule.terms:
+            out.append(rule)
+            continue
+        active = float((y_original[:, o] > 0).double().mean())
+        values = z[:, o].flatten().double()
+        values = values[:: max(1, len(values) // 100_000)]  # torch.quantile's size limit
+        out.append(replace(rule, bias=-float(torch.quantile(values, 1.0 - active))))
+    return tuple(out)
+
+
+def _copies(
+    images: torch.Tensor, labels: torch.Tensor, copies: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The digits and ``copies - 1`` augmented copies (seeded, so always the same)."""
+    index = torch.arange(len(images), device=images.device)
+    extra = [augment(images, index, 0, epoch, len(images)) for epoch in range(1, copies)]
+    return torch.cat([images, *extra]), labels.repeat(copies)
+
+
+def refit_readout(
+    net: SimpleConvNet, images: torch.Tensor, labels: torch.Tensor, dataset: str | None = None
+) -> float:
+    """Refit ``net``'s head (fc4/fc5) by the suite's convex fit on its frozen conv features of
+    the training ``images``/``labels`` and their augmented copies (:data:`HEAD_COPIES`). With
+    ``dataset`` named, the L2 penalty of :data:`HEAD_L2` that does best on its validation split
+    (fitted on the rest) is taken, then the head fitted on all the digits; else (or with no validation digits) the first.
+    Returns the penalty used."""
+    copies = max(1, min(HEAD_COPIES, HEAD_SAMPLES // max(1, len(images))))
+    classes = net.fc5.out_features
+    l2 = HEAD_L2[0]
+    (xf, yf), (xv, yv) = (
+        split_validation(images, labels, dataset)
+        if dataset is not None
+        else ((images, labels), (images[:0], labels[:0]))
+    )
+    if len(yv) > 0 and len(HEAD_L2) > 1:  # a tiny data set carves no validation digits
+        features = frozen_features(net, _copies(xf, yf, copies)[0])
+        held_out = frozen_features(net, xv)
+        yv = yv.to(held_out.device)
+
+        def accuracy(penalty: float) -> float:
+            fit = fit_logistic(features, yf.repeat(copies), classes, penalty)
+            scores = held_out @ fit.weight.T + fit.bias
+            return float((scores.argmax(1) == yv).double().mean())
+
+        scored = [(accuracy(penalty), -i) for i, penalty in enumerate(HEAD_L2)]
+        l2 = HEAD_L2[-max(scored)[1]]  # ties go to the earlier penalty
+    x, y = _copies(images, labels, copies)
+    features = frozen_features(net, x)
+    set_head(net, fit_logistic(features, y, classes, l2), features)
+    return l2
 
 
 def compile_explanation(
@@ -123,11 +239,14 @@ def compile_explanation(
     descriptions: pd.DataFrame | None = None,
     refit_head: bool = True,
     reference: int = 200,
+    dataset: str | None = None,
 ) -> HandNet:
     """The HandNet that ``model``'s explanation describes, with ``layers`` compiled ("conv1", or
     "conv1" and "conv2") and the others kept as they are; the head refitted on ``images``/
-    ``labels`` (training digits) or copied. ``reference``: digits whose contribution tables
-    give the roles and shares (the first of ``images``, seeded order left to the caller)."""
+    ``labels`` (training digits; :func:`refit_readout`, whose L2 penalty the validation split of
+    ``dataset`` chooses when it is named) or copied. ``reference``: digits whose contribution
+    tables give the roles and shares (the first of ``images``, seeded order left to the
+    caller)."""
     if list(model.conv_names) != ["conv1", "conv2"]:
         raise AuditError(
             f"only two-conv-layer networks of the suite's shape compile (this one has {', '.join(model.conv_names)})"
@@ -137,22 +256,25 @@ def compile_explanation(
     table = describe_model(model) if descriptions is None else descriptions
     conv1, conv2 = table[table["layer"] == "conv1"], table[table["layer"] == "conv2"]
     c = model.config
-    free = () if "conv2" in layers else ("conv2",)
-    rules = (
-        _conv2(model, conv1, conv2, images[:reference])
-        if "conv2" in layers
-        else tuple(Rule(str(d), (), 0.0) for d in conv2["description"])
-    )
-    config = HandNetConfig(_conv1(model, conv1), rules, fc4=c.fc4, classes=c.classes, kernel_size=c.kernel_size,
-                           mean=c.mean, std=c.std, free=free)  # fmt: skip
-    net = HandNet(config).to(next(model.parameters()).device)
-    with torch.no_grad():
-        if free:
+    device = next(model.parameters()).device
+
+    def build(rules: tuple[Rule, ...], free: tuple[str, ...]) -> HandNet:
+        config = HandNetConfig(_conv1(model, conv1), rules, fc4=c.fc4, classes=c.classes,
+                               kernel_size=c.kernel_size, mean=c.mean, std=c.std, free=free)  # fmt: skip
+        return HandNet(config).to(device).eval()
+
+    net = build(tuple(Rule(str(d), (), 0.0) for d in conv2["description"]), ("conv2",))
+    if "conv2" in layers:
+        reference_digits = images[:reference].to(device)
+        net = build(_conv2(model, net, conv1, conv2, reference_digits), ())
+    else:
+        with torch.no_grad():
             _conv(net, "conv2").weight.copy_(_conv(model, "conv2").weight)
             _bias(net, "conv2").copy_(_bias(model, "conv2"))
-        if not refit_head:
+    if refit_head:
+        refit_readout(net, images, labels, dataset)
+    else:
+        with torch.no_grad():
             net.fc4.load_state_dict(model.fc4.state_dict())
             net.fc5.load_state_dict(model.fc5.state_dict())
-    if refit_head:
-        fit_head(net, images, labels)
     return net.eval()

@@ -72,10 +72,11 @@ def edge_detector_spec(
 
 
 def spec_kernel(spec: GaborSpec, size: int = 5, zero_mean: bool = True) -> torch.Tensor:
-    """The kernel ``[size, size]`` of ``spec`` (without its gain), zero-mean if asked."""
+    """The kernel ``[size, size]`` of ``spec`` (without its gain), zero-mean if asked, on the
+    CPU (a value to read or copy, not a layer's weight)."""
     # as float32 tensors, the kernel is computed as a GaborConv2d computes its weight
     o, w, p, s, a = (
-        torch.tensor(v, dtype=torch.float32)
+        torch.tensor(v, dtype=torch.float32, device="cpu")
         for v in (spec.orientation, spec.wavelength, spec.phase, spec.sigma, spec.aspect)
     )
     k = gabor_kernel(size, o, w, p, s, a)

@@ -98,6 +98,7 @@ def dissection(view: RunView, net: Network) -> dict[str, Any] | None:
         "reasoning": _paragraphs(explain / "reasoning.txt"),
         "checks": csv_table(explain / "checks.csv"),
         "coverage": csv_table(explain / "coverage.csv", top=None),
+        "compiled": csv_table(explain / "compiled.csv", top=None),
         "ablation": csv_table(explain / "ablation.csv") or csv_table(folder / "ablation.csv"),
         "audits": read_audits(folder / "audit.json"),
     }

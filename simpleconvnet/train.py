@@ -71,7 +71,9 @@ class TrainConfig:
     #: or one of :data:`~simpleconvnet.data.AUGMENTATIONS` by name
     augment: bool | str = True
     elastic: float = 0.0  # pixels of smooth random warp in the digits' augmentation
-    label_smoothing: float = 0.0
+    #: chosen on the validation split (benchmarks/bench_recipe.py): 0.1 lifted mnist-5k's mean
+    #: validation accuracy over 3 seeds from 98.47 % to 98.87 % at the same cost
+    label_smoothing: float = 0.1
     seed: int = 0
     snapshot_every: int = 200
     eval_batch_size: int = 1000

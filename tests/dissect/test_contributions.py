@@ -90,19 +90,46 @@ def test_contribution_table_adds_up_and_assigns_roles(trained) -> None:
     assert table["share_image"][:-1].abs().sum() == pytest.approx(1.0, rel=1e-5)
 
 
-def test_a_copied_channel_reinforces_and_a_negated_one_negates() -> None:
-    model = SimpleConvNet(SimpleConvNetConfig(convs=(2, 1), fc4=4))
-    with torch.no_grad():  # conv1: two copies of the image, so both inner channels are active
+def _copies_of_the_image(n: int) -> SimpleConvNet:
+    """conv1: ``n`` copies of the image (+1, so every inner channel is active); conv2 zero."""
+    model = SimpleConvNet(SimpleConvNetConfig(convs=(n, 1), fc4=4))
+    with torch.no_grad():
         model.conv1.weight.zero_()
         model.conv1.weight[:, 0, 2, 2] = 1.0
         model.conv1.bias.fill_(1.0)
         model.conv2.weight.zero_()
         model.conv2.bias.zero_()
+    return model
+
+
+def test_a_copied_channel_reinforces_and_a_negated_one_negates() -> None:
+    model = _copies_of_the_image(2)
+    with torch.no_grad():
         model.conv2.weight[0, 0, 2, 2] = 1.0
         model.conv2.weight[0, 1, 2, 2] = -1.0
     x = torch.rand(1, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     roles = contribution_table(model, "conv2", 0, x)["role"].tolist()
     assert roles[:2] == ["reinforces", "negates"]
+
+
+def test_a_tiny_row_is_weak_and_a_cancelling_one_is_not() -> None:
+    """Row 2 adds a hundredth of row 1: weak. Row 3 adds as much as row 1 at one position and
+    takes it away at the next, so its net share is about 0, yet removing it moves the channel:
+    not weak, though a role read from the signed share would call it so."""
+    model = _copies_of_the_image(4)
+    with torch.no_grad():
+        model.conv2.weight[0, 0, 2, 2] = 1.0
+        model.conv2.weight[0, 1, 2, 2] = 0.01
+        model.conv2.weight[0, 2, 2, 1] = 1.0
+        model.conv2.weight[0, 2, 2, 3] = -1.0
+        model.conv2.weight[0, 3, 2, 2] = 0.5
+    g = torch.Generator().manual_seed(0)
+    data = torch.rand(20, 1, 28, 28, generator=g)
+    table = contribution_table(model, "conv2", 0, data[:1], data=data)
+    roles = table["role"].tolist()[:4]
+    assert abs(table["share_data"][2]) < 0.05  # the signed share would call row 3 weak
+    assert roles[1] == "weak"
+    assert roles[2] != "weak" and roles[0] != "weak" and roles[3] != "weak"
 
 
 def test_ablation_of_a_dead_channel_changes_nothing(trained) -> None:

@@ -2,45 +2,94 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import cast
+
 import pytest
 import torch
 
 from dissect.infra.errors import AuditError
-from handnet.compile import SILENT, canonical_spec, compile_explanation
+from handnet.compile import (
+    EDGE_WIDTH,
+    HEAD_L2,
+    LINE_WIDTH,
+    SILENT,
+    canonical_spec,
+    compile_explanation,
+    refit_readout,
+)
 from handnet.filters import edge_detector_spec, line_detector_spec
 from handnet.model import HandNet, default_config
 from simpleconvnet.model import SimpleConvNet, SimpleConvNetConfig
 
 
+def _weight(net: torch.nn.Module, layer: str) -> torch.Tensor:
+    return cast(torch.Tensor, net.get_submodule(layer).weight)
+
+
 def test_words_name_the_canonical_filters() -> None:
-    assert canonical_spec("line at 45 degrees (/)") == line_detector_spec(45.0, gain=1.0)
-    assert canonical_spec("left side of a vertical line") == edge_detector_spec(180.0, gain=1.0)
-    assert canonical_spec("top side of a horizontal line") == edge_detector_spec(90.0, gain=1.0)
+    line, edge = dict(width=LINE_WIDTH, gain=1.0), dict(width=EDGE_WIDTH, gain=1.0)
+    assert canonical_spec("line at 45 degrees (/)") == line_detector_spec(45.0, **line)
+    assert canonical_spec("left side of a vertical line") == edge_detector_spec(180.0, **edge)
+    assert canonical_spec("top side of a horizontal line") == edge_detector_spec(90.0, **edge)
     assert canonical_spec("corner opening up-right") is None
 
 
-def test_a_network_of_exact_analytic_filters_compiles_to_itself() -> None:
-    g = torch.Generator().manual_seed(0)
-    original = HandNet(default_config((8, 16), fc4=32, context=False)).eval()
-    for p in (original.fc4.weight, original.fc5.weight):
-        with torch.no_grad():
+# default_conv1's channels, in its order (its rules read them by index), in the probes' words
+_WORDS = ("horizontal line", "line at 45 degrees (/)", "vertical line", "line at 135 degrees (\\)",
+          "top side of a horizontal line", "bottom side of a horizontal line",
+          "left side of a vertical line", "right side of a vertical line")  # fmt: skip
+
+
+def _analytic(seed: int) -> HandNet:
+    """The default HandNet's shape, each first-layer filter the canonical filter of its words
+    (random gains and biases), the head random."""
+    g = torch.Generator().manual_seed(seed)
+    config = default_config((8, 16), fc4=32, context=False)
+    gains, biases = 0.1 + torch.rand(8, generator=g), 0.1 * torch.randn(8, generator=g)
+    conv1 = []
+    for words, gain, bias in zip(_WORDS, gains.tolist(), biases.tolist(), strict=True):
+        spec = canonical_spec(words)
+        assert spec is not None, words
+        conv1.append(replace(spec, gain=gain, bias=bias))
+    net = HandNet(replace(config, conv1=tuple(conv1))).eval()
+    with torch.no_grad():
+        for p in (net.fc4.weight, net.fc5.weight):
             p.copy_(torch.randn(p.shape, generator=g) * 0.1)
-    x = torch.rand(6, 1, 28, 28, generator=g)
+    return net
+
+
+def test_a_network_of_exact_analytic_filters_compiles_to_itself() -> None:
+    original = _analytic(0)
+    x = torch.rand(6, 1, 28, 28, generator=torch.Generator().manual_seed(1))
     compiled = compile_explanation(original, x, torch.zeros(6, dtype=torch.long), layers=("conv1",), refit_head=False)  # fmt: skip
     assert all(s != SILENT for s in compiled.config.conv1)  # every filter was described
     with torch.no_grad():
-        assert torch.allclose(compiled.conv1.weight, original.conv1.weight, atol=1e-6)
+        assert torch.allclose(_weight(compiled, "conv1"), _weight(original, "conv1"), atol=1e-6)
         assert torch.allclose(compiled.logits(x), original.logits(x), rtol=1e-5, atol=1e-5)
 
 
 def test_conv1_and_conv2_compile_into_rules_and_a_refitted_head() -> None:
     g = torch.Generator().manual_seed(1)
-    original = HandNet(default_config((8, 16), fc4=32, context=False)).eval()
+    original = _analytic(2)
     x, y = torch.rand(40, 1, 28, 28, generator=g), torch.arange(40) % 10
     compiled = compile_explanation(original, x, y, reference=20)
     assert type(compiled.conv2).__name__ == "RuleConv2d"
     assert sum(len(r.terms) for r in compiled.config.conv2) > 0
     assert compiled(x).shape == (40, 10) and torch.isfinite(compiled(x)).all()
+
+
+def test_the_readout_penalty_is_chosen_on_the_validation_digits() -> None:
+    from tests.dissect.foreign_nets import tiny_data
+
+    images, labels = tiny_data(20, seed=4)  # the validation split: 2 of each class's 20
+    net = SimpleConvNet(SimpleConvNetConfig(convs=(4, 8), fc4=16)).eval()
+    before = _weight(net, "conv1").clone()
+    l2 = refit_readout(net, images, labels, "mnist-5k")
+    assert l2 in HEAD_L2 and torch.equal(_weight(net, "conv1"), before)  # only the head moved
+    with torch.no_grad():
+        assert float((net(images).argmax(1) == labels).float().mean()) > 0.5
+    assert refit_readout(net, images, labels) == HEAD_L2[0]  # no split named: the first
 
 
 def test_only_two_conv_layers_compile() -> None:

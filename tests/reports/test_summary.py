@@ -148,7 +148,9 @@ def test_faithfulness_counts_each_kind_of_claim_checked_on_the_test_digits(tiny_
 
     explain = tiny_run / "explain-pruned"
     checks = pd.read_csv(explain / "checks.csv")
-    assert {"driver: recall", "driver: margin", "role: weak"} <= set(checks["kind"])
+    assert {"driver: recall", "driver: margin"} <= set(checks["kind"])
+    # weak rows are claimed only where removing them barely moved the channel on training
+    # digits: on these tiny nets there may be none
     assert list(checks["holds"]) == sorted(checks["holds"])  # the claims that fail come first
     card = json.loads((explain / "stage.json").read_text())["summary"]["checks"]
     page = (tiny_run / "report" / "index.html").read_text()
@@ -158,6 +160,16 @@ def test_faithfulness_counts_each_kind_of_claim_checked_on_the_test_digits(tiny_
         mine = checks[checks["kind"] == kind]
         assert (hold, claims) == (int(mine["holds"].sum()), len(mine))
         assert f"{hold} of {claims}" in section
+
+
+def test_the_pruned_nets_explanation_is_compiled_and_reported(tiny_run: Path) -> None:
+    table = pd.read_csv(tiny_run / "explain-pruned" / "compiled.csv")
+    assert list(table["layers from words"]) == ["none", "conv1", "conv1, conv2"]
+    assert table["test accuracy"].between(0, 1).all()
+    assert (table["error"] - (1 - table["test accuracy"])).abs().max() < 1e-9
+    assert not (tiny_run / "explain-handnet-built" / "compiled.csv").exists()
+    page = (tiny_run / "report" / "index.html").read_text()
+    assert "The explanation compiled back into a network" in page
 
 
 def test_coverage_is_reported_per_class_probed_and_for_handnet_written(tiny_run: Path) -> None:
