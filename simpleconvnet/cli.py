@@ -74,8 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="pixels of smooth random warp added to the digits' augmentation",
     )  # fmt: skip
     t.add_argument(
-        "--label-smoothing", type=non_negative_float, default=TrainConfig().label_smoothing,
-        help="share of each target spread over all classes",
+        "--label-smoothing", type=non_negative_float, default=None,
+        help="share of each target spread over all classes (default: the data set's own, 0.1 "
+        "for fashion-mnist, 0 for the digits)",
     )  # fmt: skip
     t.add_argument(
         "--weight-decay", type=non_negative_float, default=TrainConfig().weight_decay,

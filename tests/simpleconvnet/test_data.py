@@ -51,3 +51,12 @@ def test_auto_augmentation_follows_the_data_set() -> None:
     assert augmentation_for("auto", "mnist-5k") == "digits"
     assert augmentation_for(False, "fashion-mnist") == "none"
     assert augmentation_for("digits", "fashion-mnist") == "digits"
+
+
+def test_label_smoothing_follows_the_data_set_unless_given() -> None:
+    from simpleconvnet.data import smoothing_for
+
+    assert smoothing_for(None, "fashion-mnist") == 0.1
+    assert smoothing_for(None, "mnist-5k") == 0.0
+    assert smoothing_for(0.2, "mnist-5k") == 0.2
+    assert smoothing_for(0.0, "fashion-mnist") == 0.0
