@@ -34,39 +34,19 @@ from reports.audit import wilson_interval
 #: Recipes as ``simpleconvnet train`` options. ``reference`` is the recipe before this issue
 #: (digits' affine on every data set, no smoothing); ``default`` is no option at all (the data
 #: set's own: on mnist-5k the same as the reference, see simpleconvnet.data.SMOOTHING).
+#: batch 128 at a higher peak rate for 20 epochs (on the H100: 0.75 of the reference's time)
+_BATCH_128 = ["--batch-size", "128", "--lr", "5e-3", "--epochs", "20"]
 RECIPES: dict[str, dict[str, list[str]]] = {
     "mnist-5k": {
         "reference": ["--augment", "digits", "--label-smoothing", "0"],
         "default": [],
         "smoothing": ["--label-smoothing", "0.1"],
-        "elastic2": ["--elastic", "2", "--label-smoothing", "0"],  # the others smooth by 0.1
+        "elastic2": ["--elastic", "2", "--label-smoothing", "0"],
         "elastic3": ["--elastic", "3", "--label-smoothing", "0.1"],
         "elastic2-wd": ["--elastic", "2", "--label-smoothing", "0.1", "--weight-decay", "1e-4"],
-        "elastic2-b128": [
-            "--elastic",
-            "2",
-            "--label-smoothing",
-            "0.1",
-            "--batch-size",
-            "128",
-            "--lr",
-            "5e-3",
-            "--epochs",
-            "20",
-        ],  # fmt: skip
+        "elastic2-b128": ["--elastic", "2", "--label-smoothing", "0.1", *_BATCH_128],
         "elastic2-lr": ["--elastic", "2", "--label-smoothing", "0.1", "--lr", "5e-3"],
-        "smoothing-b128": [
-            "--elastic",
-            "0",
-            "--label-smoothing",
-            "0.1",
-            "--batch-size",
-            "128",
-            "--lr",
-            "5e-3",
-            "--epochs",
-            "20",
-        ],  # fmt: skip
+        "smoothing-b128": ["--elastic", "0", "--label-smoothing", "0.1", *_BATCH_128],
         "smoothing2": ["--elastic", "0", "--label-smoothing", "0.2"],
         "smoothing-wd": ["--elastic", "0", "--label-smoothing", "0.1", "--weight-decay", "5e-4"],
     },
