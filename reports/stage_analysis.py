@@ -237,7 +237,13 @@ def run_explain(ctx: StageContext, net: Network, sample: int = 0) -> dict[str, A
         if net.key in CHECKED
         else {}
     )
-    compiled = write_compiled(ctx, model, meta, labels_table) if net.key in CHECKED else {}
+    compiled = (
+        write_compiled(
+            ctx, model, meta, labels_table, (train_images, train_labels), (images, labels)
+        )
+        if net.key in CHECKED
+        else {}
+    )
     return {
         **write_coverage(ctx, model, reasons),
         **compiled,
@@ -266,14 +272,18 @@ def write_coverage(ctx: StageContext, model: Any, reasons: list[Any]) -> dict[st
 
 
 def write_compiled(
-    ctx: StageContext, model: Any, meta: CheckpointMeta, descriptions: pd.DataFrame
+    ctx: StageContext,
+    model: Any,
+    meta: CheckpointMeta,
+    descriptions: pd.DataFrame,
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
 ) -> dict[str, float]:
     """How much of a two-conv-layer SimpleConvNet its explanation captures: the network its
     words describe (:func:`handnet.compile.compile_explanation`, as ``handnet build --from``
     makes it), conv1 compiled alone, then conv1 and conv2; its head refitted on the training
     digits (penalty chosen on the validation split), the test split reported beside the
     network as trained (``compiled.csv``). Nothing for other networks."""
-    from dissect.infra.checkpoints import load_checkpoint_data
     from handnet.compile import compile_explanation
     from simpleconvnet.model import SimpleConvNet
     from simpleconvnet.train import evaluate
@@ -281,8 +291,6 @@ def write_compiled(
     trained = isinstance(model, SimpleConvNet) and meta.kind == "SimpleConvNet"
     if not trained or list(model.conv_names) != ["conv1", "conv2"]:
         return {}  # a hand-built network is its own compiled explanation
-    train = load_checkpoint_data(meta, "train")
-    test = load_checkpoint_data(meta, "test")
     dataset = str(meta.data.get("name"))
     original = evaluate(model, *test).accuracy
     rows: list[dict[str, Any]] = [
