@@ -56,9 +56,9 @@ __all__ = [
 ]
 
 ALPHA = 0.05
-WEAK_CHANGE = (
-    ROLE_WEAK_CHANGE  # removing the weak rows may change the channel by 10 % of its mean magnitude
-)
+#: removing the weak rows may change the channel by 10 % of its mean magnitude (the same bound
+#: the tables call rows weak by, on the digits they are derived from)
+WEAK_CHANGE = ROLE_WEAK_CHANGE
 
 
 @dataclass(frozen=True)
