@@ -42,7 +42,7 @@ from handnet.filters import GaborSpec, edge_detector_spec, line_detector_spec, s
 from handnet.head import fit_logistic, frozen_features, set_head
 from handnet.layers import Rule, RuleConv2d, Term
 from handnet.model import HandNet, HandNetConfig
-from simpleconvnet.data import augment
+from simpleconvnet.data import augment_batch, augmentation_for
 from simpleconvnet.model import SimpleConvNet
 
 __all__ = [
@@ -188,11 +188,15 @@ def _as_often_active(
 
 
 def _copies(
-    images: torch.Tensor, labels: torch.Tensor, copies: int
+    images: torch.Tensor, labels: torch.Tensor, copies: int, dataset: str | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The digits and ``copies - 1`` augmented copies (seeded, so always the same)."""
+    """The digits and ``copies - 1`` copies augmented as ``dataset`` trains (seeded, so always
+    the same)."""
     index = torch.arange(len(images), device=images.device)
-    extra = [augment(images, index, 0, epoch, len(images)) for epoch in range(1, copies)]
+    kind = augmentation_for(True, dataset)
+    extra = [
+        augment_batch(kind, images, index, 0, epoch, len(images)) for epoch in range(1, copies)
+    ]
     return torch.cat([images, *extra]), labels.repeat(copies)
 
 
@@ -213,7 +217,7 @@ def refit_readout(
         else ((images, labels), (images[:0], labels[:0]))
     )
     if len(yv) > 0 and len(HEAD_L2) > 1:  # a tiny data set carves no validation digits
-        features = frozen_features(net, _copies(xf, yf, copies)[0])
+        features = frozen_features(net, _copies(xf, yf, copies, dataset)[0])
         held_out = frozen_features(net, xv)
         yv = yv.to(held_out.device)
 
@@ -224,7 +228,7 @@ def refit_readout(
 
         scored = [(accuracy(penalty), -i) for i, penalty in enumerate(HEAD_L2)]
         l2 = HEAD_L2[-max(scored)[1]]  # ties go to the earlier penalty
-    x, y = _copies(images, labels, copies)
+    x, y = _copies(images, labels, copies, dataset)
     features = frozen_features(net, x)
     set_head(net, fit_logistic(features, y, classes, l2), features)
     return l2

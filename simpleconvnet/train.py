@@ -201,7 +201,8 @@ def fit(
     size, epoch, metrics, history). ``resume`` continues from ``out_dir/last`` and ends with the same
     weights as an uninterrupted run, wherever the previous run was killed. Only parameters with
     ``requires_grad`` are trained. ``dataset`` (default: the one ``metadata`` names) picks
-    the augmentation when ``config.augment`` is True.
+    the augmentation when ``config.augment`` is True and the label smoothing when
+    ``config.label_smoothing`` is None.
     """
     device = next(model.parameters()).device
     named = dataset or _dataset_of(metadata)
