@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from dissect.activations import layer_activation
-from dissect.probes import ProbeSet, make_probes
+from dissect.probes import FINE, ProbeSet, make_probes
 from dissect.specimen import Specimen, specimen_of
 
 __all__ = [
@@ -51,12 +51,14 @@ def probe_responses(
 
 def probes_for(model: nn.Module | Specimen, layer: str, probes: ProbeSet | None = None) -> ProbeSet:
     """The probes that fit a layer's receptive field: the first layer sees small patches, so it
-    is described by lines and edges only; deeper layers by every probe class."""
+    is described by lines and edges only, at eight orientations; deeper layers by every probe
+    class at the four main orientations (not the :data:`~dissect.probes.FINE` ones)."""
     specimen = specimen_of(model)
     probes = probes or make_probes(specimen.spec.shape)
     if specimen.check_layer(layer) > 0:
-        return probes
-    keep = [i for i, kind in enumerate(probes.kinds) if kind in ("line", "edge")]
+        keep = [i for i, name in enumerate(probes.classes) if name not in FINE]
+    else:
+        keep = [i for i, kind in enumerate(probes.kinds) if kind in ("line", "edge")]
     return ProbeSet(
         probes.images[keep], [probes.classes[i] for i in keep], [probes.kinds[i] for i in keep]
     )
@@ -70,7 +72,7 @@ def describe_layer(
     responses, names = probe_responses(model, layer, probes_for(model, layer, probes))
     rows = []
     for c, r in enumerate(responses):
-        order = torch.argsort(r, descending=True)
+        order = torch.argsort(r, descending=True, stable=True)  # ties: the earlier class
         best, second = float(r[order[0]]), float(r[order[1]])
         rest = float((r.sum() - r[order[0]]) / (len(r) - 1))
         spread = best - float(r.min())

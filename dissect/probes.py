@@ -12,24 +12,47 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["ProbeSet", "make_probes", "LINE_NAMES", "ORIENTATION_OF"]
+__all__ = ["ProbeSet", "make_probes", "LINE_NAMES", "EDGE_SIDES", "FINE", "ORIENTATION_OF"]
 
 SIZE = 28
-LINE_NAMES = {
+# Eight orientations, 22.5 degrees apart, for the first layer: its filters are tuned anywhere,
+# and one tuned half-way between two of four orientations would be described by a neighbour
+# whose words its real strokes do not bear out. Deeper layers, whose tuning is broader and who
+# answer many kinds of probe, are described at the four main orientations (:data:`FINE`).
+LINE_NAMES: dict[float, str] = {
     0: "horizontal line",
+    22.5: "line at 22.5 degrees",
     45: "line at 45 degrees (/)",
+    67.5: "line at 67.5 degrees",
     90: "vertical line",
+    112.5: "line at 112.5 degrees",
     135: "line at 135 degrees (\\)",
+    157.5: "line at 157.5 degrees",
 }
 # For each orientation, the two sides of a line: name of the side, and the direction (in the
 # image, x right / y up) from the line towards its bright interior.
-EDGE_SIDES = {
+EDGE_SIDES: dict[float, tuple[tuple[str, float], tuple[str, float]]] = {
     0: (("top side of a horizontal line", -90), ("bottom side of a horizontal line", 90)),
+    22.5: (("upper side of a line at 22.5 degrees", -67.5),
+           ("lower side of a line at 22.5 degrees", 112.5)),
     45: (("upper-left side of a / line", -45), ("lower-right side of a / line", 135)),
+    67.5: (("left side of a line at 67.5 degrees", -22.5),
+           ("right side of a line at 67.5 degrees", 157.5)),
     90: (("left side of a vertical line", 0), ("right side of a vertical line", 180)),
+    112.5: (("left side of a line at 112.5 degrees", 22.5),
+            ("right side of a line at 112.5 degrees", -157.5)),
     135: (("upper-right side of a \\ line", -135), ("lower-left side of a \\ line", 45)),
-}
+    157.5: (("upper side of a line at 157.5 degrees", -112.5),
+            ("lower side of a line at 157.5 degrees", 67.5)),
+}  # fmt: skip
 
+
+# The line and edge classes at the four in-between orientations (first layer only).
+FINE = frozenset(
+    name
+    for angle in (22.5, 67.5, 112.5, 157.5)
+    for name in (LINE_NAMES[angle], *(n for n, _ in EDGE_SIDES[angle]))
+)
 
 # The orientation (degrees) of every line and edge class: what a first-layer description says.
 ORIENTATION_OF = {name: angle for angle, name in LINE_NAMES.items()} | {
@@ -50,10 +73,29 @@ class ProbeSet:
         return list(dict.fromkeys(self.classes))
 
 
-def _coords(size: tuple[int, int] = (SIZE, SIZE)) -> tuple[np.ndarray, np.ndarray]:
+def _coords(
+    size: tuple[int, int] = (SIZE, SIZE), sub: tuple[float, float] = (0.0, 0.0)
+) -> tuple[np.ndarray, np.ndarray]:
     h, w = size  # pixel (h // 2, w // 2) is the centre, so lines of odd width sit on pixel rows
     rows, cols = np.mgrid[0:h, 0:w].astype(np.float64)
-    return cols - w // 2, -(rows - h // 2)
+    return cols - w // 2 + sub[0], -(rows - h // 2) + sub[1]
+
+
+# A stroke at an orientation that is not a multiple of 45 degrees drawn crisp is a staircase,
+# whose steps excite edge filters more than the stroke does; such strokes are drawn with each
+# pixel's covered area (SUBPIXELS x SUBPIXELS samples) instead.
+SUBPIXELS = 4
+
+
+def _smooth(angle: float) -> bool:
+    return angle % 45 != 0
+
+
+def _subpixels(smooth: bool) -> list[tuple[float, float]]:
+    if not smooth:
+        return [(0.0, 0.0)]
+    steps = [(i + 0.5) / SUBPIXELS - 0.5 for i in range(SUBPIXELS)]
+    return [(dx, dy) for dx in steps for dy in steps]
 
 
 def _inside(d: np.ndarray) -> np.ndarray:
@@ -70,26 +112,36 @@ def line(
     size: tuple[int, int] = (SIZE, SIZE),
 ) -> np.ndarray:
     """A bright line along ``angle`` through a point ``offset`` px off the centre (across it);
-    with ``length``, a segment from ``shift`` along the line for ``length`` px."""
-    x, y = _coords(size)
+    with ``length``, a segment from ``shift`` along the line for ``length`` px (anti-aliased
+    where ``angle`` is no multiple of 45 degrees)."""
     t = np.deg2rad(angle)
-    along = x * np.cos(t) + y * np.sin(t)
-    across = -x * np.sin(t) + y * np.cos(t) - offset
-    img = _inside(np.abs(across) - width / 2)
-    if length is not None:
-        img *= _inside(np.abs(along - shift - length / 2) - length / 2)
-    return img
+    subs = _subpixels(_smooth(angle))
+    img = np.zeros(size)
+    for sub in subs:
+        x, y = _coords(size, sub)
+        along = x * np.cos(t) + y * np.sin(t)
+        across = -x * np.sin(t) + y * np.cos(t) - offset
+        part = _inside(np.abs(across) - width / 2)
+        if length is not None:
+            part *= _inside(np.abs(along - shift - length / 2) - length / 2)
+        img += part
+    return img / len(subs)
 
 
 def edge(
     towards: float, offset: float, thickness: float = 60.0, size: tuple[int, int] = (SIZE, SIZE)
 ) -> np.ndarray:
     """A bright half-plane (a stroke wider than the image) whose one boundary runs near the
-    centre; ``towards`` is the direction from the boundary into the bright part."""
-    x, y = _coords(size)
+    centre; ``towards`` is the direction from the boundary into the bright part (anti-aliased
+    where the boundary's orientation is no multiple of 45 degrees)."""
     t = np.deg2rad(towards)
-    inside = x * np.cos(t) + y * np.sin(t) - offset
-    return _inside(-inside) * _inside(inside - thickness) * (inside > -1e-9)
+    subs = _subpixels(_smooth(towards))
+    img = np.zeros(size)
+    for sub in subs:
+        x, y = _coords(size, sub)
+        inside = x * np.cos(t) + y * np.sin(t) - offset
+        img += _inside(-inside) * _inside(inside - thickness) * (inside > -1e-9)
+    return img / len(subs)
 
 
 def arc(
@@ -113,7 +165,7 @@ def corner(
 
 
 def make_probes(shape: tuple[int, int, int] = (1, SIZE, SIZE)) -> ProbeSet:
-    """Edges (8 sides x 3 positions), lines (4 angles x 3 widths x 5 positions), corners
+    """Edges (16 sides x 3 positions), lines (8 angles x 3 widths x 5 positions), corners
     (4 openings x 2 widths), curves (4 openings x 3 radii) and line ends (4 x 3 widths), drawn
     at the model's input ``shape`` (C, H, W; grey strokes in every channel); positions, radii
     and lengths scale with the image, stroke widths stay in pixels.

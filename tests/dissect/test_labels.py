@@ -4,7 +4,7 @@ import torch
 
 from dissect.gabor import gabor_kernel
 from dissect.infra.errors import AuditError
-from dissect.labels import describe_layer, probe_responses
+from dissect.labels import describe_layer, probe_responses, probes_for
 from dissect.probes import LINE_NAMES, make_probes
 from simpleconvnet.model import SimpleConvNet, SimpleConvNetConfig
 
@@ -29,8 +29,8 @@ def test_diagonal_detector_responds_most_to_the_135_degree_line() -> None:
     assert names[int(responses[0].argmax())] == "line at 135 degrees (\\)"
 
 
-@pytest.mark.parametrize("angle", [0, 45, 90, 135])
-def test_line_filters_are_described_by_their_orientation(angle: int) -> None:
+@pytest.mark.parametrize("angle", [0, 22.5, 45, 67.5, 90, 112.5, 135, 157.5])
+def test_line_filters_are_described_by_their_orientation(angle: float) -> None:
     model = _net_with_conv1([gabor_kernel(5, angle, 4.0, 0.0, 1.2, 0.5) - 0.0])
     table = describe_layer(model, "conv1")
     assert table.loc[0, "description"] == LINE_NAMES[angle]
@@ -55,3 +55,29 @@ def test_probes_cover_every_family() -> None:
 def test_bad_layer_lists_valid_layers() -> None:
     with pytest.raises(AuditError, match="valid layers are conv1, conv2"):
         describe_layer(_net_with_conv1([np.zeros((5, 5))]), "conv7")
+
+
+@pytest.mark.parametrize("angle", [22.5, 67.5, 112.5, 157.5])
+def test_edge_filters_between_the_main_orientations_are_named_sides_of_their_line(
+    angle: float,
+) -> None:
+    model = _net_with_conv1([gabor_kernel(5, angle, 6.0, 90.0, 1.2, 0.5)])
+    description = describe_layer(model, "conv1").loc[0, "description"]
+    assert description.endswith(f"side of a line at {angle} degrees")
+
+
+def test_deeper_layers_keep_the_four_main_orientations() -> None:
+    model = _net_with_conv1([gabor_kernel(5, 22.5, 4.0, 0.0, 1.2, 0.5)])
+    first = set(probes_for(model, "conv1").classes)
+    deeper = set(probes_for(model, "conv2").classes)
+    assert LINE_NAMES[22.5] in first and LINE_NAMES[22.5] not in deeper
+    assert LINE_NAMES[45] in deeper and "corner opening up-right" in deeper
+
+
+def test_in_between_strokes_are_anti_aliased_and_main_ones_crisp() -> None:
+    probes = make_probes()
+    shallow = probes.images[probes.classes.index(LINE_NAMES[22.5]), 0]
+    vertical = probes.images[probes.classes.index(LINE_NAMES[90]), 0]
+    grey = (shallow > 0) & (shallow < 1)
+    assert int(grey.sum()) > 0
+    assert set(vertical.unique().tolist()) == {0.0, 1.0}
