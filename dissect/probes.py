@@ -164,8 +164,19 @@ def corner(
     return np.maximum(a, b)
 
 
+def _edge_offsets(angle: float) -> tuple[float, ...]:
+    """Where the boundary of an edge probe runs (pixels off the centre, across it): crisp edges
+    at three places; anti-aliased ones every quarter pixel between them, so that an edge filter
+    meets some edge at every sub-pixel phase a line's side can have (an edge filter answers a
+    thick line's side as a half-plane, and a tie must not be broken by sub-pixel luck)."""
+    if not _smooth(angle):
+        return (-4.0, 0.0, 4.0)
+    return tuple(-4.0 + 0.25 * i for i in range(33))
+
+
 def make_probes(shape: tuple[int, int, int] = (1, SIZE, SIZE)) -> ProbeSet:
-    """Edges (16 sides x 3 positions), lines (8 angles x 3 widths x 5 positions), corners
+    """Edges (16 sides x 3 positions, 33 for the anti-aliased ones), lines (8 angles x 3 widths
+    x 5 positions), corners
     (4 openings x 2 widths), curves (4 openings x 3 radii) and line ends (4 x 3 widths), drawn
     at the model's input ``shape`` (C, H, W; grey strokes in every channel); positions, radii
     and lengths scale with the image, stroke widths stay in pixels.
@@ -181,9 +192,9 @@ def make_probes(shape: tuple[int, int, int] = (1, SIZE, SIZE)) -> ProbeSet:
         classes.append(name)
         kinds.append(kind)
 
-    for sides in EDGE_SIDES.values():
+    for angle, sides in EDGE_SIDES.items():
         for name, towards in sides:
-            for offset in (-4.0, 0.0, 4.0):
+            for offset in _edge_offsets(angle):
                 add(edge(towards, k * offset, size=size), name, "edge")
     for angle, name in LINE_NAMES.items():
         for width in (1.0, 2.5, 4.0):

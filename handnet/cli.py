@@ -50,12 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--l2", type=non_negative_float, default=1e-4, help="L2 penalty of the head fit")
     b.add_argument(
         "--from", dest="source", default=None, metavar="CKPT",
-        help="compile the explanation of this trained two-conv-layer SimpleConvNet instead: each "
-        "conv1 channel the filter its description names, conv2 rules from its contribution "
-        "tables, the head refitted (its data set, widths and fc4 are the checkpoint's)",
+        help="compile the explanation of this trained SimpleConvNet of two or three conv layers "
+        "instead: each conv1 channel the filter its description names, conv2 (and conv3) rules "
+        "from its contribution tables, the head refitted (its data set, widths and fc4 are the "
+        "checkpoint's)",
     )  # fmt: skip
     b.add_argument(
-        "--compile", default="conv1,conv2", choices=("conv1", "conv1,conv2"),
+        "--compile", default="conv1,conv2", choices=("conv1", "conv1,conv2", "conv1,conv2,conv3"),
         help="with --from: the layers compiled from words (the others kept as trained)",
     )  # fmt: skip
     common.add_out_options(
@@ -116,11 +117,20 @@ def check_build(args: argparse.Namespace) -> None:
         check_device(args.device)
         common.check_out(args.out, force=args.force)
         model, meta = common.check_checkpoint(args.source, "--from")
-        if not isinstance(model, SimpleConvNet) or list(model.conv_names) != ["conv1", "conv2"]:
-            layers = ", ".join(getattr(model, "conv_names", [])) or type(model).__name__
+        names = list(getattr(model, "conv_names", []))
+        if not isinstance(model, SimpleConvNet) or names not in (
+            ["conv1", "conv2"],
+            ["conv1", "conv2", "conv3"],
+        ):
+            layers = ", ".join(names) or type(model).__name__
             raise AuditError(
-                f"--from {args.source!r}: only a SimpleConvNet with two conv layers compiles "
-                f"(this one has {layers}); prune it first (simpleconvnet prune)"
+                f"--from {args.source!r}: only a SimpleConvNet with two or three conv layers "
+                f"compiles (this one has {layers}); prune it first (simpleconvnet prune)"
+            )
+        if args.compile.split(",")[-1] not in names:
+            raise AuditError(
+                f"--compile {args.compile}: {args.source!r} has only {', '.join(names)}; "
+                f"give --compile conv1 or conv1,conv2"
             )
         common.check_checkpoint_data(meta, args.data_dir)
         return

@@ -1,18 +1,19 @@
 """A network compiled from a dissection: the network its explanation describes.
 
-From a trained two-layer ConvNet of the suite's shape and its dissection (channel descriptions
-and contribution tables), build a HandNet where
+From a trained two- or three-layer ConvNet of the suite's shape and its dissection (channel
+descriptions and contribution tables), build a HandNet where
 
 - each first-layer channel is the canonical filter of its description (the analytic line or
   edge the words name, at the orientation they name, of the fixed widths :data:`LINE_WIDTH`
   and :data:`EDGE_WIDTH` for every channel, with the original filter's norm and bias), or
   silent where the description is not confident or names no line or edge;
-- (optionally) each second-layer channel is a rule built from its contribution table: one
-  oriented term per reinforcing or negating row over a described inner channel, signed by the
-  role, its profile the fixed oriented Gaussian (:data:`TERM_LENGTH`, :data:`TERM_WIDTH`)
-  along the inner channel's orientation, its strength such that the term carries the row's
+- (optionally) each second-layer channel, and then each third-layer one, is a rule built from
+  its contribution table: one term per reinforcing or negating row over a described inner
+  channel, signed by the role, its profile the fixed oriented Gaussian (:data:`TERM_LENGTH`,
+  :data:`TERM_WIDTH`) along the inner channel's orientation (round where the words name none), its strength such that the term carries the row's
   share of the original channel's output on the reference digits; the rule's bias makes it as
-  often active there as the original channel; undescribed channels are silent;
+  often active there as the original channel; undescribed channels are silent; the layers
+  not compiled keep their trained weights;
 - the head is refitted by the suite's convex fit (:func:`handnet.head.fit_logistic`; no
   gradient touches a conv weight) on the training digits with :data:`HEAD_COPIES` - 1
   augmented copies (the augmentation the original was trained with), its L2 penalty chosen on
@@ -33,6 +34,7 @@ import torch
 from torch import nn
 
 from dissect.contributions import contribution_table, layer_contributions
+from dissect.gabor import gabor_fit
 from dissect.infra.datasets import split_validation
 from dissect.infra.errors import AuditError
 from dissect.labels import describe_model
@@ -47,6 +49,7 @@ from simpleconvnet.model import SimpleConvNet
 
 __all__ = [
     "canonical_spec",
+    "gabor_fit_specs",
     "compile_explanation",
     "refit_readout",
     "SILENT",
@@ -54,6 +57,7 @@ __all__ = [
     "EDGE_WIDTH",
     "TERM_LENGTH",
     "TERM_WIDTH",
+    "TERM_ROUND",
     "HEAD_L2",
     "HEAD_COPIES",
 ]
@@ -65,9 +69,11 @@ SILENT = GaborSpec(gain=0.0)  # a channel the words do not describe: no output a
 # whose two lobes span the 5x5 kernel (wavelength 6), as first layers learn them (at width 2
 # its lobes are single columns 2 px apart). Chosen on the validation digits of the default run.
 LINE_WIDTH, EDGE_WIDTH = 2.0, 3.0
-# A second-layer term's profile: standard deviations (pooled pixels) along and across the inner
-# channel's orientation (the :class:`~handnet.layers.Term` defaults).
+# A rule term's profile: standard deviations (pooled pixels) along and across the inner
+# channel's orientation (the :class:`~handnet.layers.Term` defaults); over an inner channel whose
+# words name no orientation (a deeper layer's corner or curve), round, of the same area.
 TERM_LENGTH, TERM_WIDTH = 1.5, 0.7
+TERM_ROUND = (TERM_LENGTH * TERM_WIDTH) ** 0.5
 # The head's L2 penalties tried (the validation digits choose; with no validation split, the
 # first), and
 # how many copies of the training digits it is fitted on: the digits themselves and augmented
@@ -105,6 +111,20 @@ def canonical_spec(description: str) -> GaborSpec | None:
     return None
 
 
+def gabor_fit_specs(model: SimpleConvNet) -> tuple[GaborSpec, ...]:
+    """Each first-layer channel as the Gabor that fits its own weights best (HandNet's family:
+    zero-mean, centred on the kernel; :func:`dissect.gabor.gabor_fit`), with its bias: what the
+    filters are, not what the words say."""
+    weight = _conv(model, "conv1").weight.detach().cpu().sum(1)
+    bias = _bias(model, "conv1").detach().cpu()
+    specs = []
+    for c in range(weight.shape[0]):
+        fit = gabor_fit(weight[c].numpy(), zero_mean=True, centred=True)
+        specs.append(GaborSpec(fit.orientation, fit.wavelength, fit.phase, fit.sigma, fit.aspect,
+                               fit.amplitude, float(bias[c])))  # fmt: skip
+    return tuple(specs)
+
+
 def _conv1(model: SimpleConvNet, table: pd.DataFrame) -> tuple[GaborSpec, ...]:
     weight, bias = (
         _conv(model, "conv1").weight.detach().cpu(),
@@ -125,33 +145,38 @@ def _conv1(model: SimpleConvNet, table: pd.DataFrame) -> tuple[GaborSpec, ...]:
 
 
 @torch.no_grad()
-def _conv2(
+def _rules(
     model: SimpleConvNet,
     compiled: HandNet,
-    conv1: pd.DataFrame,
-    conv2: pd.DataFrame,
+    layer: str,
+    inner: pd.DataFrame,
+    outer: pd.DataFrame,
     data: torch.Tensor,
 ) -> tuple[Rule, ...]:
-    """The rules of the second layer. ``compiled``: the network with conv1 compiled (its conv2
-    is not read), whose first-layer outputs the rules read; ``data``: the reference digits,
-    the first of which gives the roles (as a contribution table does), all of them the shares.
+    """The rules of conv ``layer`` (conv2 or conv3). ``compiled``: the network with the layers
+    below compiled (its ``layer`` is not read), whose outputs the rules read; ``inner`` and
+    ``outer``: the descriptions of the layer below and of ``layer``; ``data``: the reference
+    digits, the first of which gives the roles (as a contribution table does), all of them the
+    shares.
 
     A term of strength ``s`` over inner channel ``j`` adds about ``s`` times x_j summed over
     positions (its profile sums to 1), so ``s = |share_j| * T / X_j`` (``T``: the original
     channel's summed contribution magnitudes, ``X_j``: the compiled x_j summed, both averaged
-    over the reference digits) makes the term carry its row's share of the original output."""
-    words = {int(r.channel) - 1: str(r.description) for r in conv1.itertuples() if r.confident}
+    over the reference digits) makes the term carry its row's share of the original output.
+    The profile runs along the orientation the inner channel's words name; words that name
+    none (a corner, a curve) get the round profile (:data:`TERM_ROUND`)."""
+    words = {int(r.channel) - 1: str(r.description) for r in inner.itertuples() if r.confident}
     original, hand = specimen_of(model), specimen_of(compiled)
-    y_original = original.run(data, {"conv2"})["conv2"]
-    x_hand = hand.run(data, {"conv2:in"})["conv2:in"]
-    inner = x_hand.sum((2, 3)).mean(0).double().clamp(min=1e-12)  # X_j
+    y_original = original.run(data, {layer})[layer]
+    x_hand = hand.run(data, {f"{layer}:in"})[f"{layer}:in"]
+    summed = x_hand.sum((2, 3)).mean(0).double().clamp(min=1e-12)  # X_j
     rules = []
-    for o, row in enumerate(conv2.itertuples()):
+    for o, row in enumerate(outer.itertuples()):
         if not row.confident:
             rules.append(Rule(f"{row.description} (not confident: silent)", (), 0.0))
             continue
-        table = contribution_table(model, "conv2", o, data[:1], data=data)[:-1]
-        a = layer_contributions(original, "conv2", data, o)[1]
+        table = contribution_table(model, layer, o, data[:1], data=data)[:-1]
+        a = layer_contributions(original, layer, data, o)[1]
         total = float(a.sum((2, 3)).abs().sum(1).mean())  # T
         terms = []
         for r in table.itertuples():
@@ -159,9 +184,10 @@ def _conv2(
             if r.role not in ("reinforces", "negates") or j not in words:
                 continue
             sign = 1 if r.role == "reinforces" else -1
-            strength = max(abs(float(r.share_data)) * total / float(inner[j]), 1e-12)
-            terms.append(Term(j, sign, strength, _ORIENTATION.get(words[j], 0.0), TERM_LENGTH,
-                              TERM_WIDTH))  # fmt: skip
+            strength = max(abs(float(r.share_data)) * total / float(summed[j]), 1e-12)
+            orientation = _ORIENTATION.get(words[j])
+            length, width = (TERM_LENGTH, TERM_WIDTH) if orientation is not None else (TERM_ROUND, TERM_ROUND)  # fmt: skip
+            terms.append(Term(j, sign, strength, orientation or 0.0, length, width))
         rules.append(Rule(str(row.description), tuple(terms), 0.0))
     return _as_often_active(rules, compiled, y_original, x_hand)
 
@@ -244,37 +270,54 @@ def compile_explanation(
     refit_head: bool = True,
     reference: int = 200,
     dataset: str | None = None,
+    first: str = "words",
 ) -> HandNet:
-    """The HandNet that ``model``'s explanation describes, with ``layers`` compiled ("conv1", or
-    "conv1" and "conv2") and the others kept as they are; the head refitted on ``images``/
-    ``labels`` (training digits; :func:`refit_readout`, whose L2 penalty the validation split of
+    """The HandNet that ``model``'s explanation describes, with ``layers`` compiled (the first
+    one, two or three conv layers: "conv1"; "conv1", "conv2"; or, in a three-layer net, all
+    three) and the others kept as they are; the head refitted on ``images``/``labels``
+    (training digits; :func:`refit_readout`, whose L2 penalty the validation split of
     ``dataset`` chooses when it is named) or copied. ``reference``: digits whose contribution
     tables give the roles and shares (the first of ``images``, seeded order left to the
-    caller)."""
-    if list(model.conv_names) != ["conv1", "conv2"]:
+    caller). ``first="gabor"``: conv1 from the Gabor fits of its own weights
+    (:func:`gabor_fit_specs`) instead of its words, reported separately."""
+    names = list(model.conv_names)
+    if first not in ("words", "gabor"):
+        raise AuditError(f"conv1 is compiled from 'words' or 'gabor' fits (asked: {first!r})")
+    if names not in (["conv1", "conv2"], ["conv1", "conv2", "conv3"]):
         raise AuditError(
-            f"only two-conv-layer networks of the suite's shape compile (this one has {', '.join(model.conv_names)})"
+            f"only two- or three-conv-layer networks of the suite's shape compile (this one has {', '.join(names)})"
         )
-    if "conv1" not in layers or not set(layers) <= {"conv1", "conv2"}:
-        raise AuditError(f"compile conv1, or conv1 and conv2 (asked: {', '.join(layers)})")
+    if tuple(layers) not in [tuple(names[:n]) for n in range(1, len(names) + 1)]:
+        raise AuditError(
+            f"compile the first conv layers in order, {' or '.join(', '.join(names[:n]) for n in range(1, len(names) + 1))} (asked: {', '.join(layers)})"
+        )
     table = describe_model(model) if descriptions is None else descriptions
-    conv1, conv2 = table[table["layer"] == "conv1"], table[table["layer"] == "conv2"]
+    tables = {n: table[table["layer"] == n] for n in names}
     c = model.config
     device = next(model.parameters()).device
+    conv1 = _conv1(model, tables["conv1"]) if first == "words" else gabor_fit_specs(model)
+    rules = {n: tuple(Rule(str(d), (), 0.0) for d in tables[n]["description"]) for n in names[1:]}
+    free = tuple(n for n in names[1:] if n not in layers)
 
-    def build(rules: tuple[Rule, ...], free: tuple[str, ...]) -> HandNet:
-        config = HandNetConfig(_conv1(model, conv1), rules, fc4=c.fc4, classes=c.classes,
-                               kernel_size=c.kernel_size, mean=c.mean, std=c.std, free=free)  # fmt: skip
-        return HandNet(config).to(device).eval()
+    def build() -> HandNet:
+        config = HandNetConfig(conv1, rules["conv2"], rules.get("conv3", ()),
+                               fc4=c.fc4, classes=c.classes, kernel_size=c.kernel_size, mean=c.mean,
+                               std=c.std, free=free + tuple(n for n in layers if n not in done))  # fmt: skip
+        net = HandNet(config).to(device).eval()
+        with torch.no_grad():  # the layers kept (and those not compiled yet) as trained
+            for n in config.free:
+                _conv(net, n).weight.copy_(_conv(model, n).weight)
+                _bias(net, n).copy_(_bias(model, n))
+        return net
 
-    net = build(tuple(Rule(str(d), (), 0.0) for d in conv2["description"]), ("conv2",))
-    if "conv2" in layers:
-        reference_digits = images[:reference].to(device)
-        net = build(_conv2(model, net, conv1, conv2, reference_digits), ())
-    else:
-        with torch.no_grad():
-            _conv(net, "conv2").weight.copy_(_conv(model, "conv2").weight)
-            _bias(net, "conv2").copy_(_bias(model, "conv2"))
+    done = ["conv1"]
+    net = build()
+    reference_digits = images[:reference].to(device)
+    for below, layer in zip(names, names[1:], strict=False):
+        if layer in layers:
+            rules[layer] = _rules(model, net, layer, tables[below], tables[layer], reference_digits)
+            done.append(layer)
+            net = build()
     if refit_head:
         refit_readout(net, images, labels, dataset)
     else:

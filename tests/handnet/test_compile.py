@@ -92,10 +92,38 @@ def test_the_readout_penalty_is_chosen_on_the_validation_digits() -> None:
     assert refit_readout(net, images, labels) == HEAD_L2[0]  # no split named: the first
 
 
-def test_only_two_conv_layers_compile() -> None:
+def test_only_the_first_conv_layers_compile() -> None:
+    x, y = torch.rand(2, 1, 28, 28), torch.zeros(2, dtype=torch.long)
     net = SimpleConvNet(SimpleConvNetConfig(convs=(4, 8, 8), fc4=16))
-    with pytest.raises(AuditError, match="only two-conv-layer"):
-        compile_explanation(net, torch.rand(2, 1, 28, 28), torch.zeros(2, dtype=torch.long))
+    with pytest.raises(AuditError, match="the first conv layers in order"):
+        compile_explanation(net, x, y, layers=("conv1", "conv3"))
+
+
+def _analytic3(seed: int) -> HandNet:
+    """:func:`_analytic` with a third layer of rules."""
+    two = _analytic(seed)
+    net = HandNet(replace(two.config, conv3=default_config((8, 16, 16), context=False).conv3))
+    g = torch.Generator().manual_seed(seed + 100)
+    with torch.no_grad():
+        for p in (net.fc4.weight, net.fc5.weight):
+            p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+    return net.eval()
+
+
+def test_a_three_layer_net_keeps_what_is_not_compiled_and_compiles_the_rest() -> None:
+    original = _analytic3(3)
+    g = torch.Generator().manual_seed(4)
+    x, y = torch.rand(30, 1, 28, 28, generator=g), torch.arange(30) % 10
+    kept = compile_explanation(original, x, y, layers=("conv1",), refit_head=False)
+    with torch.no_grad():  # exact filters, conv2 and conv3 kept, the head copied: the same net
+        assert torch.allclose(kept.logits(x), original.logits(x), rtol=1e-5, atol=1e-5)
+    two = compile_explanation(original, x, y, layers=("conv1", "conv2"), reference=20)
+    assert type(two.conv2).__name__ == "RuleConv2d" and type(two.conv3).__name__ == "Conv2d"
+    assert torch.equal(_weight(two, "conv3"), _weight(original, "conv3"))
+    every = compile_explanation(original, x, y, layers=("conv1", "conv2", "conv3"), reference=20)
+    assert type(every.conv3).__name__ == "RuleConv2d"
+    assert sum(len(r.terms) for r in every.config.conv3) > 0
+    assert torch.isfinite(every(x)).all()
 
 
 def test_handnet_build_from_a_checkpoint(tmp_path) -> None:
@@ -122,7 +150,22 @@ def test_handnet_build_from_a_checkpoint(tmp_path) -> None:
     assert meta["parent"] == str(tmp_path / "net2") and "stage" not in meta
     model, _ = load_checkpoint(out)
     assert isinstance(model, HandNet) and 0 <= meta["metrics"]["accuracy"] <= 1
-    code = run_cli(
-        _main, ["build", "--from", str(tmp_path / "net3"), "--out", str(tmp_path / "x"), "--quiet"]
-    )
-    assert code == 2 and not (tmp_path / "x").exists()
+    three = ["build", "--from", str(tmp_path / "net3"), "--compile", "conv1,conv2,conv3"]
+    assert run_cli(_main, [*three, "--out", str(tmp_path / "three"), "--quiet"]) == 0
+    meta = json.loads((tmp_path / "three" / "model.json").read_text())
+    assert meta["compiled_layers"] == ["conv1", "conv2", "conv3"]
+    two_layers = ["build", "--from", str(tmp_path / "net2"), "--compile", "conv1,conv2,conv3"]
+    assert run_cli(_main, [*two_layers, "--out", str(tmp_path / "x"), "--quiet"]) == 2
+    assert not (tmp_path / "x").exists()
+
+
+def test_conv1_from_the_gabor_fits_of_exact_gabors_is_the_same_net() -> None:
+    original = _analytic(5)
+    x = torch.rand(6, 1, 28, 28, generator=torch.Generator().manual_seed(6))
+    compiled = compile_explanation(original, x, torch.zeros(6, dtype=torch.long), layers=("conv1",),
+                                   refit_head=False, first="gabor")  # fmt: skip
+    with torch.no_grad():
+        assert torch.allclose(_weight(compiled, "conv1"), _weight(original, "conv1"), atol=1e-5)
+        assert torch.allclose(compiled.logits(x), original.logits(x), rtol=1e-4, atol=1e-4)
+    with pytest.raises(AuditError, match="'words' or 'gabor'"):
+        compile_explanation(original, x, torch.zeros(6, dtype=torch.long), first="fit")

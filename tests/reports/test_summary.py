@@ -164,7 +164,18 @@ def test_faithfulness_counts_each_kind_of_claim_checked_on_the_test_digits(tiny_
 
 def test_the_pruned_nets_explanation_is_compiled_and_reported(tiny_run: Path) -> None:
     table = pd.read_csv(tiny_run / "explain-pruned" / "compiled.csv")
-    assert list(table["layers from words"]) == ["none", "conv1", "conv1, conv2"]
+    assert list(table["layers from words"]) == [
+        "none",
+        "conv1 (conv2 as trained)",
+        "conv1, conv2",
+        "none",
+    ]
+    assert list(table["network"]) == [
+        "as trained",
+        "compiled",
+        "compiled",
+        "conv1 from its Gabor fits",
+    ]
     assert table["test accuracy"].between(0, 1).all()
     assert (table["error"] - (1 - table["test accuracy"])).abs().max() < 1e-9
     assert not (tiny_run / "explain-handnet-built" / "compiled.csv").exists()
