@@ -172,11 +172,14 @@ class HandNetConfig:
                    free=tuple(d.get("free", ())), **rest)  # fmt: skip
 
 
-def carry_rules(inner: int, width: int, bias: float = -0.5, gain: float = RULE_GAIN
+def carry_rules(inner: int, width: int, bias: float = 0.0, gain: float = RULE_GAIN
                 ) -> tuple[Rule, ...]:  # fmt: skip
     """conv3 rules over ``inner`` conv2 channels: channel ``j`` carries conv2's channel ``j``
     forward on a wider footprint (the pooled map is half as fine), so that conv3 starts as the
-    copy of conv2 that the study found it to be; ``width`` at most ``inner``."""
+    copy of conv2 that the study found it to be; ``width`` at most ``inner``. A copy needs no
+    threshold: what it reads is already a ReLU's output, never negative, so with the bias 0 the
+    ReLU after it passes the blurred channel whole (a threshold would drop its weak strokes, the
+    only trace of them the readout gets after the third pooling)."""
     return tuple(
         Rule(f"conv2 channel {j + 1} carried forward, pooled over its neighbourhood",
              (Term(j, 1, gain, 0.0, 1.2, 1.2),), bias * gain)

@@ -142,3 +142,15 @@ def test_no_conv_parameter_requires_grad_while_the_head_is_fitted() -> None:
     assert seen and not any(seen)
     # afterwards the flags are back (fine-tuning may train the interpretable parameters)
     assert all(p.requires_grad for p in net.conv1.parameters())
+
+
+def test_a_third_layer_of_carry_rules_passes_every_stroke_of_conv2_on() -> None:
+    """conv3's carry rules copy their conv2 channel forward without a threshold: wherever the
+    (non-negative) conv2 map has any mass nearby, the copy is positive after the ReLU."""
+    net = HandNet(default_config((8, 16, 16), context=False)).eval()
+    x = torch.zeros(1, 16, 7, 7)
+    x[0, 3, 3, 3] = 0.01  # one faint point of conv2's channel 4
+    with torch.no_grad():
+        y = torch.relu(net.conv3(x))
+    assert float(y[0, 3, 3, 3]) > 0 and float(y[0, 3, 3, 4]) > 0  # on it and around it
+    assert float(y[0, 2].abs().max()) == 0.0  # the other channels stay silent
