@@ -40,7 +40,8 @@ class Superstimuli:
     reaches in its own unit (or the class probability); ``used[c]`` says how unit ``c`` was
     optimised. Channels: ``"post"`` (its activation from a random start), ``"pre"`` (silent on
     the random start: its pre-activation raised until it fires), ``"digit"`` (silent on the
-    random start: started from the data image that excites it most). Classes: ``"random"``
+    random start, or left by it below the data image that excites it most: started from that
+    image; where the optimiser cannot raise it, the image itself). Classes: ``"random"``
     (from the seeded random start), ``"mean-digit"`` (from the mean of the data, the same start
     for every class), ``"class-mean"`` (fallback: from its own class's mean digit, where the
     shared start did not give a sure, class-like image). ``"+redirected"`` is added where a
@@ -102,7 +103,9 @@ def layer_superstimuli(
     together. The post-activation mean is maximised; while a channel is silent everywhere (no
     gradient through its non-linearity) its pre-activation is raised instead. With ``data``
     (pixel images), a channel silent on its random start begins from the image of ``data`` that
-    excites it most. ``used`` says how each channel started."""
+    excites it most, and one that ends below that image is optimised again from it (keeping the
+    better, or the image itself): no superstimulus is weaker than the best of ``data``. ``used``
+    says how each channel started."""
     specimen = specimen_of(model)
     width = int(specimen.conv(layer).weight.shape[0])
     chosen = list(range(width)) if channels is None else list(channels)
@@ -124,18 +127,37 @@ def layer_superstimuli(
     objective = _fire_or_rise(layer, idx, scale) + DEFAULT_REGULARISERS
     images, redirected = render_noting_fallbacks(specimen, objective, len(idx), steps=steps,
                                                  lr=lr, param=param, seed=seed, start=start)  # fmt: skip
-    used = [
-        u + ("+redirected" if r else "") for u, r in zip(used, redirected.tolist(), strict=True)
-    ]
     post = channels_batch(f"{layer}:post", idx)
     with torch.no_grad():
         reached = post(capture(specimen, images, {f"{layer}:post"})).cpu()
-        if start is not None:  # keep a weak channel's digit where the optimiser lost it
-            rows, digits = start[0], start[1].to(images.device)
-            at_start = post(capture(specimen, images.index_copy(0, rows.to(images.device), digits), {f"{layer}:post"})).cpu()  # fmt: skip
-            keep = at_start[rows] > reached[rows]
-            images[rows[keep].to(images.device)] = digits[keep.to(digits.device)]
-            reached[rows[keep]] = at_start[rows[keep]]
+    if data is not None:
+        # a channel the optimiser left below the data image that excites it most (a weak
+        # channel from its digit, or one whose random start led it astray) is optimised again
+        # from that image, and keeps the better of the two, or the image itself
+        rows = torch.nonzero((reached < best) & (best > 0)).flatten()
+        if len(rows):
+            digits = data[which[rows]].to(images.device)
+            objective = _fire_or_rise(layer, idx[rows], scale[rows]) + DEFAULT_REGULARISERS
+            from_digit, again_redirected = render_noting_fallbacks(
+                specimen, objective, len(rows), steps=steps, lr=lr, param=param, seed=seed,
+                start=(torch.arange(len(rows), device="cpu"), digits),
+            )  # fmt: skip
+            sub = channels_batch(f"{layer}:post", idx[rows])
+            with torch.no_grad():
+                reached_again, at_digit = (
+                    sub(capture(specimen, x, {f"{layer}:post"})).cpu() for x in (from_digit, digits)
+                )  # fmt: skip
+            for i, row in enumerate(rows.tolist()):
+                if max(reached_again[i], at_digit[i]) <= reached[row]:
+                    continue
+                optimised = bool(reached_again[i] >= at_digit[i])
+                images[row] = from_digit[i] if optimised else digits[i]
+                reached[row] = max(reached_again[i], at_digit[i])
+                redirected[row] = bool(again_redirected[i]) and optimised
+                used[row] = "digit"
+    used = [
+        u + ("+redirected" if r else "") for u, r in zip(used, redirected.tolist(), strict=True)
+    ]
     return Superstimuli(images.cpu(), reached, used, layer)
 
 

@@ -8,6 +8,7 @@ import torch
 from dissect.infra.datasets import load_split, stratified_sample
 from dissect.objectives import classes_confidence
 from dissect.render import capture, render_noting_fallbacks
+from dissect.specimen import specimen_of
 from dissect.superstimuli import (
     best_in_data,
     class_means,
@@ -91,3 +92,16 @@ def test_redirected_gradient_wakes_a_silent_net_and_says_so() -> None:
     assert float(capture(model, images, {"conv2:post"})["conv2:post"].detach().max()) > 0
     s = class_superstimuli(model, steps=40, data=start[:1])
     assert all(u == "mean-digit+redirected" for u in s.used)
+
+
+def test_no_channel_ends_below_the_best_data_image(digits: dict[str, torch.Tensor]) -> None:
+    """With a single optimiser step every random start stays far below what a real digit gives;
+    those channels start again from their best digit, and end at least there."""
+    model = SimpleConvNet(SimpleConvNetConfig(convs=(6, 8), fc4=16))
+    init_weights(model, torch.Generator().manual_seed(3))
+    model.eval()
+    data = digits["test_100"]
+    s = layer_superstimuli(model, "conv2", steps=1, data=data)
+    best, _ = best_in_data(specimen_of(model), "conv2", torch.arange(8), data)
+    assert bool((s.activation >= best - 1e-6).all())
+    assert "digit" in {u.split("+")[0] for u in s.used}  # some started again from a digit
