@@ -10,8 +10,9 @@ descriptions and contribution tables), build a HandNet where
 - (optionally) each second-layer channel, and then each third-layer one, is a rule built from
   its contribution table: one term per reinforcing or negating row over a described inner
   channel, signed by the role, its profile the fixed oriented Gaussian (:data:`TERM_LENGTH`,
-  :data:`TERM_WIDTH`) along the inner channel's orientation (round where the words name none), its strength such that the term carries the row's
-  share of the original channel's output on the reference digits; the rule's bias makes it as
+  :data:`TERM_WIDTH`) along the inner channel's orientation (round where the words name
+  none), its strength such that the term carries the row's share of the original channel's
+  output on the reference digits; the rule's bias makes it as
   often active there as the original channel; undescribed channels are silent; the layers
   not compiled keep their trained weights;
 - the head is refitted by the suite's convex fit (:func:`handnet.head.fit_logistic`; no
@@ -297,27 +298,25 @@ def compile_explanation(
     device = next(model.parameters()).device
     conv1 = _conv1(model, tables["conv1"]) if first == "words" else gabor_fit_specs(model)
     rules = {n: tuple(Rule(str(d), (), 0.0) for d in tables[n]["description"]) for n in names[1:]}
-    free = tuple(n for n in names[1:] if n not in layers)
 
-    def build() -> HandNet:
+    def build(compiled: tuple[str, ...]) -> HandNet:
+        """The net with conv1 and ``compiled`` from words, every other layer as trained."""
         config = HandNetConfig(conv1, rules["conv2"], rules.get("conv3", ()),
                                fc4=c.fc4, classes=c.classes, kernel_size=c.kernel_size, mean=c.mean,
-                               std=c.std, free=free + tuple(n for n in layers if n not in done))  # fmt: skip
+                               std=c.std, free=tuple(n for n in names[1:] if n not in compiled))  # fmt: skip
         net = HandNet(config).to(device).eval()
-        with torch.no_grad():  # the layers kept (and those not compiled yet) as trained
+        with torch.no_grad():
             for n in config.free:
                 _conv(net, n).weight.copy_(_conv(model, n).weight)
                 _bias(net, n).copy_(_bias(model, n))
         return net
 
-    done = ["conv1"]
-    net = build()
+    net = build(())
     reference_digits = images[:reference].to(device)
-    for below, layer in zip(names, names[1:], strict=False):
-        if layer in layers:
-            rules[layer] = _rules(model, net, layer, tables[below], tables[layer], reference_digits)
-            done.append(layer)
-            net = build()
+    for n in range(1, len(layers)):  # each layer's rules read the layers below as compiled
+        below, layer = names[n - 1], names[n]
+        rules[layer] = _rules(model, net, layer, tables[below], tables[layer], reference_digits)
+        net = build(tuple(names[1 : n + 1]))
     if refit_head:
         refit_readout(net, images, labels, dataset)
     else:
