@@ -7,6 +7,7 @@ horizontal as shown (up is up).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,11 +92,16 @@ def _smooth(angle: float) -> bool:
     return angle % 45 != 0
 
 
-def _subpixels(smooth: bool) -> list[tuple[float, float]]:
+def _covered(
+    shape: Callable[[np.ndarray, np.ndarray], np.ndarray], smooth: bool, size: tuple[int, int]
+) -> np.ndarray:
+    """``shape(x, y)`` (1 inside, 0 outside) at the pixel centres, or, where ``smooth``, the
+    share of each pixel it covers (the mean over SUBPIXELS x SUBPIXELS samples)."""
     if not smooth:
-        return [(0.0, 0.0)]
+        return shape(*_coords(size))
     steps = [(i + 0.5) / SUBPIXELS - 0.5 for i in range(SUBPIXELS)]
-    return [(dx, dy) for dx in steps for dy in steps]
+    return sum((shape(*_coords(size, (dx, dy))) for dx in steps for dy in steps),
+               np.zeros(size)) / SUBPIXELS**2  # fmt: skip
 
 
 def _inside(d: np.ndarray) -> np.ndarray:
@@ -115,17 +121,16 @@ def line(
     with ``length``, a segment from ``shift`` along the line for ``length`` px (anti-aliased
     where ``angle`` is no multiple of 45 degrees)."""
     t = np.deg2rad(angle)
-    subs = _subpixels(_smooth(angle))
-    img = np.zeros(size)
-    for sub in subs:
-        x, y = _coords(size, sub)
+
+    def shape(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         along = x * np.cos(t) + y * np.sin(t)
         across = -x * np.sin(t) + y * np.cos(t) - offset
-        part = _inside(np.abs(across) - width / 2)
+        inside = _inside(np.abs(across) - width / 2)
         if length is not None:
-            part *= _inside(np.abs(along - shift - length / 2) - length / 2)
-        img += part
-    return img / len(subs)
+            inside *= _inside(np.abs(along - shift - length / 2) - length / 2)
+        return inside
+
+    return _covered(shape, _smooth(angle), size)
 
 
 def edge(
@@ -135,13 +140,12 @@ def edge(
     centre; ``towards`` is the direction from the boundary into the bright part (anti-aliased
     where the boundary's orientation is no multiple of 45 degrees)."""
     t = np.deg2rad(towards)
-    subs = _subpixels(_smooth(towards))
-    img = np.zeros(size)
-    for sub in subs:
-        x, y = _coords(size, sub)
+
+    def shape(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         inside = x * np.cos(t) + y * np.sin(t) - offset
-        img += _inside(-inside) * _inside(inside - thickness) * (inside > -1e-9)
-    return img / len(subs)
+        return _inside(-inside) * _inside(inside - thickness) * (inside > -1e-9)
+
+    return _covered(shape, _smooth(towards), size)
 
 
 def arc(
