@@ -55,10 +55,10 @@ def _main(argv: list[str] | None) -> int:
             ):
                 args.out = scratch
                 code = int(args.func(args) or 0)
-        dist.barrier()
-        return code
+        dist.barrier()  # every rank done before any leaves: gloo aborts a rank whose peer left
     finally:
         dist.shutdown()
+    return dist.leave(code)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -53,11 +53,4 @@ def dispatch(module: str, build_parser, argv: list[str] | None) -> int:
         dist.barrier()  # every rank done before any leaves: gloo aborts a rank whose peer left
     finally:
         dist.shutdown()
-    if launched_by_torchrun():
-        # A torchrun worker whose work is done and written leaves at once: at interpreter exit
-        # the process group's C++ threads were seen to abort a finished rank (about one run in
-        # sixteen of the two-process pipeline), failing a run that had succeeded.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    return code
+    return dist.leave(code)

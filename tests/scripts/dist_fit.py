@@ -55,8 +55,9 @@ def main(argv: list[str] | None) -> int:
         on_epoch_end=on_epoch_end,
         resume=mode == "resume",
     )
+    dist.barrier()
     dist.shutdown()
-    return 0
+    return dist.leave(0)
 
 
 if __name__ == "__main__":

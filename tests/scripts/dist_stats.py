@@ -56,8 +56,9 @@ def main(argv: list[str] | None) -> int:
     if dist.is_main():
         with open(out, "w") as f:
             json.dump(stats, f)
+    dist.barrier()
     dist.shutdown()
-    return 0
+    return dist.leave(0)
 
 
 if __name__ == "__main__":
