@@ -32,6 +32,14 @@ class HeadFit:
     train_accuracy: float
 
 
+# L-BFGS stops when the largest gradient entry (standardised units) or a step's change of the
+# loss falls below these. Measured on the pruned net's 16,000 head-refit features (784 each,
+# the explain stage's compile): against 1e-9 and 1e-12 the fit takes 0.6x the time, its weights
+# move by at most 1.5e-3 of their largest and its test predictions stay the same at every L2 of
+# the compile's grid.
+TOLERANCE_GRAD, TOLERANCE_CHANGE = 1e-7, 1e-10
+
+
 @contextmanager
 def frozen_convs(model: SimpleConvNet) -> Iterator[None]:
     """Within the block no parameter of a conv layer of ``model`` has ``requires_grad`` (no
@@ -77,8 +85,8 @@ def fit_logistic(
     )
     w = w0.to(x.device, torch.float64).clone().requires_grad_(True)
     b = b0.to(x.device, torch.float64).clone().requires_grad_(True)
-    opt = torch.optim.LBFGS([w, b], max_iter=max_iter, tolerance_grad=1e-9,
-                            tolerance_change=1e-12, history_size=20,
+    opt = torch.optim.LBFGS([w, b], max_iter=max_iter, tolerance_grad=TOLERANCE_GRAD,
+                            tolerance_change=TOLERANCE_CHANGE, history_size=20,
                             line_search_fn="strong_wolfe")  # fmt: skip
 
     def closure() -> torch.Tensor:
