@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from dissect.gabor import gabor_kernel
+from dissect.probes import EDGE_SIDES
 
 __all__ = [
     "GaborSpec",
@@ -95,6 +96,9 @@ def edge_detector(side_deg: float, size: int = 5, width: float = 2.0) -> torch.T
 
 def describe_line(deg: float) -> str:
     """ "horizontal line", "vertical line" (within SNAP_DEGREES) or "line at N degrees"."""
+    half = round((deg % 180.0) * 2.0) / 2.0
+    if half % 1.0 and abs(deg % 180.0 - half) < 0.05:  # the probes' in-between angles: 22.5, ...
+        return f"line at {half:g} degrees"
     o = int(round(deg)) % 180
     if min(o, 180 - o) <= SNAP_DEGREES:
         return "horizontal line"
@@ -115,5 +119,10 @@ def describe_gabor(orientation: float, phase: float) -> str:
     # conv2d is a correlation: a positive lobe on one side fires when the line lies there,
     # i.e. while the kernel centre sits on the *other* side of the line.
     normal = orientation + (270.0 if p < 0 else 90.0)
+    for angle, sides in EDGE_SIDES.items():  # at the probes' in-between angles, their words
+        if angle % 45 and abs((orientation - angle + 90.0) % 180.0 - 90.0) < 0.05:
+            for name, towards in sides:
+                if abs((towards + 180.0 - normal + 180.0) % 360.0 - 180.0) < 1.0:
+                    return name
     side = _SIDES[int(round(normal / 45.0)) % 8]
     return f"{side} side of a {describe_line(orientation)}"

@@ -35,6 +35,17 @@ def test_words_name_the_canonical_filters() -> None:
     assert canonical_spec("corner opening up-right") is None
 
 
+def test_a_compiled_filter_at_an_in_between_angle_reads_as_its_words() -> None:
+    from dissect.probes import EDGE_SIDES, LINE_NAMES
+    from handnet.filters import describe_gabor
+
+    for angle in (22.5, 67.5, 112.5, 157.5):
+        for words in (LINE_NAMES[angle], *(name for name, _ in EDGE_SIDES[angle])):
+            spec = canonical_spec(words)
+            assert spec is not None
+            assert describe_gabor(spec.orientation, spec.phase) == words
+
+
 # default_conv1's channels, in its order (its rules read them by index), in the probes' words
 _WORDS = ("horizontal line", "line at 45 degrees (/)", "vertical line", "line at 135 degrees (\\)",
           "top side of a horizontal line", "bottom side of a horizontal line",

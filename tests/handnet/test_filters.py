@@ -44,6 +44,10 @@ def test_descriptions() -> None:
     assert describe_gabor(90.0, -90.0) == "right side of a vertical line"
     assert describe_gabor(0.0, 90.0) == "top side of a horizontal line"
     assert describe_gabor(135.0, 180.0) == "dark line at 135 degrees"
+    # at the probes' in-between angles, dissect's own words (a compiled net reads as its words)
+    assert describe_gabor(22.5, 0.0) == "line at 22.5 degrees"
+    assert describe_gabor(157.5, 180.0) == "dark line at 157.5 degrees"
+    assert describe_gabor(37.4, 0.0) == "line at 37 degrees"
 
 
 def test_spec_kernel_is_a_float32_tensor_like_the_layers() -> None:
