@@ -197,11 +197,23 @@ class Specimen:
         layers = {n.split(":")[0] for n in needs} & set(self._layout.convs)
         last = max((self._layout.convs.index(n) for n in layers), default=-1)
         zero = zero or {}
+        posts = {n for n in layers if f"{n}:post" in needs}
+        remaining = {n for n in needs if n.split(":")[0] in layers}
+
+        def found(layer: str) -> None:
+            # every post-activation asked for is kept and nothing later is needed: stop here
+            if (
+                not want_scores
+                and posts <= watch.found.keys()
+                and remaining <= {f"{n}:post" for n in posts}
+            ):
+                raise _Stop
+
         watch = ActivationWatch(
             zero={n: c for n, c in zero.items() if n in self._layout.activations},
-            keep=any(f"{n}:post" in needs for n in layers),
+            keep=bool(posts),
+            on_found=found,
         )
-        remaining = {n for n in needs if n.split(":")[0] in layers}
 
         def conv_hook(name: str):
             def hook(module: nn.Module, inputs: tuple, output: torch.Tensor):

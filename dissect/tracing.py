@@ -12,6 +12,7 @@ Two modes (:class:`torch.overrides.TorchFunctionMode`):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -60,12 +61,19 @@ class ActivationWatch(TorchFunctionMode):
     """Follows each conv output it is told about (:meth:`watch`) to the first non-linearity
     applied to it; ``found[layer]`` is that function's result (cloned), ``kinds[layer]`` its
     name. ``zero[layer]`` lists channels to zero in that result (an ablation after the
-    non-linearity)."""
+    non-linearity). ``on_found(layer)`` is called once a layer's result is kept (it may raise to
+    end the pass early)."""
 
-    def __init__(self, zero: dict[str, list[int]] | None = None, keep: bool = True) -> None:
+    def __init__(
+        self,
+        zero: dict[str, list[int]] | None = None,
+        keep: bool = True,
+        on_found: Callable[[str], None] | None = None,
+    ) -> None:
         super().__init__()
         self.zero = zero or {}
         self.keep = keep
+        self.on_found = on_found
         self.found: dict[str, Tensor] = {}
         self.kinds: dict[str, str] = {}
         self._chain: dict[int, tuple[str, Tensor]] = {}
@@ -87,6 +95,8 @@ class ActivationWatch(TorchFunctionMode):
                 out[:, self.zero[layer]] = 0
             if self.keep:
                 self.found[layer] = out.clone()
+                if self.on_found is not None:
+                    self.on_found(layer)
         elif func in PASS_THROUGH:
             self._chain[id(out)] = (layer, out)
         return out
