@@ -253,6 +253,24 @@ def test_in_place_relu_after_a_conv_does_not_change_the_captured_output() -> Non
         assert torch.allclose(acts["logits"], fc(expected.clamp(min=0).flatten(1)))
 
 
+def test_a_post_activation_pass_stops_after_its_non_linearity() -> None:
+    from tests.dissect.foreign_nets import ExampleNet
+
+    model = ExampleNet().eval()
+    specimen = Specimen(model, InputSpec(1, 28, 28))
+    x = _pixels(2, (1, 28, 28)).float()
+    specimen.run(x, {"conv1"})  # the first pass also finds the layout (every module runs)
+    later: list[str] = []
+    for name in ("conv2", "fc1"):
+        model.get_submodule(name).register_forward_hook(lambda *_, n=name: later.append(n))
+    acts = specimen.run(x, {"conv1:post"})
+    assert later == [] and torch.equal(acts["conv1:post"], F.relu(model.conv1(x)))
+    acts = specimen.run(x, {"conv1:post", "conv2"})  # a later need runs up to that layer
+    assert later == ["conv2"] and "conv2" in acts
+    specimen.run(x, {"conv1:post", "logits"})
+    assert later == ["conv2", "conv2", "fc1"]
+
+
 def test_a_gelu_on_the_path_is_named_and_its_residual_kept() -> None:
     fc = nn.Linear(32, 3)
     model = _seeded(nn.Sequential(nn.Conv2d(1, 2, 3), nn.GELU(), nn.Flatten(), fc), 1)
