@@ -170,16 +170,20 @@ def corner(
 
 def _edge_offsets(angle: float) -> tuple[float, ...]:
     """Where the boundary of an edge probe runs (pixels off the centre, across it): crisp edges
-    at three places; anti-aliased ones every quarter pixel between them, so that an edge filter
+    at every pixel from -4 to 4, so that a deeper channel meets an edge at each phase of the 2x2
+    poolings before it, as it meets lines at five places (at three even places, the side of a
+    line that lies on the other phase lost to the line itself: HandNet's bottom side of a
+    horizontal line was read as a horizontal line, its top side as a top side); anti-aliased
+    ones every quarter pixel in between, so that an edge filter
     meets some edge at every sub-pixel phase a line's side can have (an edge filter answers a
     thick line's side as a half-plane, and a tie must not be broken by sub-pixel luck)."""
     if not _smooth(angle):
-        return (-4.0, 0.0, 4.0)
+        return tuple(float(i) for i in range(-4, 5))
     return tuple(-4.0 + 0.25 * i for i in range(33))
 
 
 def make_probes(shape: tuple[int, int, int] = (1, SIZE, SIZE)) -> ProbeSet:
-    """Edges (16 sides x 3 positions, 33 for the anti-aliased ones), lines (8 angles x 3 widths
+    """Edges (16 sides x 9 positions, 33 for the anti-aliased ones), lines (8 angles x 3 widths
     x 5 positions), corners
     (4 openings x 2 widths), curves (4 openings x 3 radii) and line ends (4 x 3 widths), drawn
     at the model's input ``shape`` (C, H, W; grey strokes in every channel); positions, radii

@@ -154,3 +154,16 @@ def test_a_third_layer_of_carry_rules_passes_every_stroke_of_conv2_on() -> None:
         y = torch.relu(net.conv3(x))
     assert float(y[0, 3, 3, 3]) > 0 and float(y[0, 3, 3, 4]) > 0  # on it and around it
     assert float(y[0, 2].abs().max()) == 0.0  # the other channels stay silent
+
+
+def test_dissect_reads_every_side_rule_as_its_written_side() -> None:
+    """The four side rules of conv2 (top, bottom, left, right) are named by dissect's probes as
+    the side they are written for, at both phases of the pooling before conv2 (with edges at
+    even offsets only, the bottom and right sides were read as plain lines)."""
+    from dissect.labels import describe_layer
+
+    net = HandNet().eval()
+    labels = describe_layer(net, "conv2")
+    for c, written in enumerate(net.conv2.rule_descriptions):
+        if " side of a " in written:
+            assert written.startswith(labels["description"][c] + ","), (written, labels.iloc[c])
