@@ -168,6 +168,24 @@ def corner(
     return np.maximum(a, b)
 
 
+# A deeper channel sees its input through 2x2 max-poolings, so its answer to a stroke depends on
+# where the stroke falls on the pooling grid: two poolings (before a third conv layer) have four
+# phases along each axis. Every probe class meets a channel at each of them: lines at five places
+# across, edges at every pixel, corners, curves and line ends at every shift of up to three
+# pixels right and down. (Drawn at the centre only, a corner opening up-left lost to the curves
+# in HandNet's corner rule that its three mirror images won, and every shape class answered
+# deeper channels less than lines and edges did, which flattered their confidence.)
+PHASES = 4
+
+
+def _shifted(img: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """``img`` moved ``dx`` pixels right and ``dy`` down, zeros filling in (nothing wraps)."""
+    out = np.zeros_like(img)
+    h, w = img.shape
+    out[dy:, dx:] = img[: h - dy, : w - dx]
+    return out
+
+
 def _edge_offsets(angle: float) -> tuple[float, ...]:
     """Where the boundary of an edge probe runs (pixels off the centre, across it): crisp edges
     at every pixel from -4 to 4, so that a deeper channel meets an edge at each phase of the 2x2
@@ -184,8 +202,8 @@ def _edge_offsets(angle: float) -> tuple[float, ...]:
 
 def make_probes(shape: tuple[int, int, int] = (1, SIZE, SIZE)) -> ProbeSet:
     """Edges (16 sides x 9 positions, 33 for the anti-aliased ones), lines (8 angles x 3 widths
-    x 5 positions), corners
-    (4 openings x 2 widths), curves (4 openings x 3 radii) and line ends (4 x 3 widths), drawn
+    x 5 positions), corners (4 openings x 2 widths), curves (4 openings x 3 radii) and line
+    ends (4 x 3 widths), the last three each at 4 x 4 shifts (:data:`PHASES`), drawn
     at the model's input ``shape`` (C, H, W; grey strokes in every channel); positions, radii
     and lengths scale with the image, stroke widths stay in pixels.
 
@@ -200,6 +218,11 @@ def make_probes(shape: tuple[int, int, int] = (1, SIZE, SIZE)) -> ProbeSet:
         classes.append(name)
         kinds.append(kind)
 
+    def add_shifts(img: np.ndarray, name: str, kind: str) -> None:
+        for dy in range(PHASES):
+            for dx in range(PHASES):
+                add(_shifted(img, dx, dy), name, kind)
+
     for angle, sides in EDGE_SIDES.items():
         for name, towards in sides:
             for offset in _edge_offsets(angle):
@@ -212,7 +235,7 @@ def make_probes(shape: tuple[int, int, int] = (1, SIZE, SIZE)) -> ProbeSet:
                     225: "corner opening down-left", 315: "corner opening down-right"}  # fmt: skip
     for direction, name in corner_names.items():
         for width in (1.5, 3.0):
-            add(corner(direction, width, 9.0 * k, size=size), name, "corner")
+            add_shifts(corner(direction, width, 9.0 * k, size=size), name, "corner")
     curve_names = {
         0: "curve opening right",
         90: "curve opening up",
@@ -221,12 +244,12 @@ def make_probes(shape: tuple[int, int, int] = (1, SIZE, SIZE)) -> ProbeSet:
     }
     for opening, name in curve_names.items():
         for radius in (4.0, 6.0, 8.0):
-            add(arc(opening, k * radius, size=size), name, "curve")
+            add_shifts(arc(opening, k * radius, size=size), name, "curve")
     end_names = {0: "left end of a horizontal line", 180: "right end of a horizontal line",
                  90: "bottom end of a vertical line", 270: "top end of a vertical line"}  # fmt: skip
     for direction, name in end_names.items():
         for width in (1.5, 2.5, 3.5):
-            add(line(direction, width, 0.0, 12.0 * k, 0.0, size), name, "line end")
+            add_shifts(line(direction, width, 0.0, 12.0 * k, 0.0, size), name, "line end")
     tensor = torch.tensor(np.stack(images), dtype=torch.float32, device="cpu")[:, None].repeat(
         1, channels, 1, 1
     )

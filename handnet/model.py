@@ -9,6 +9,8 @@ descriptions they started from.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -172,19 +174,27 @@ class HandNetConfig:
                    free=tuple(d.get("free", ())), **rest)  # fmt: skip
 
 
-def carry_rules(inner: int, width: int, bias: float = 0.0, gain: float = RULE_GAIN
-                ) -> tuple[Rule, ...]:  # fmt: skip
+def carry_rules(inner: int, width: int, bias: float = 0.0, gain: float = RULE_GAIN,
+                names: Sequence[str] = ()) -> tuple[Rule, ...]:  # fmt: skip
     """conv3 rules over ``inner`` conv2 channels: channel ``j`` carries conv2's channel ``j``
     forward on a wider footprint (the pooled map is half as fine), so that conv3 starts as the
-    copy of conv2 that the study found it to be; ``width`` at most ``inner``. A copy needs no
+    copy of conv2 that the study found it to be; ``width`` at most ``inner``. With ``names``
+    (conv2's written descriptions), each is described by what it carries, in the words of the
+    channel it copies up to their first comma or parenthesis ("horizontal line (conv2 channel 1
+    carried forward, ...)"), so that dissect's probes can check it. A copy needs no
     threshold: what it reads is already a ReLU's output, never negative, so with the bias 0 the
     ReLU after it passes the blurred channel whole (a threshold would drop its weak strokes, the
     only trace of them the readout gets after the third pooling)."""
+
+    def words(j: int) -> str:
+        what = f"conv2 channel {j + 1} carried forward, pooled over its neighbourhood"
+        if j >= len(names):
+            return what
+        return f"{re.split(r'[,(]', names[j])[0].strip()} ({what})"
+
     return tuple(
-        Rule(f"conv2 channel {j + 1} carried forward, pooled over its neighbourhood",
-             (Term(j, 1, gain, 0.0, 1.2, 1.2),), bias * gain)
-        for j in range(width)
-    )  # fmt: skip
+        Rule(words(j), (Term(j, 1, gain, 0.0, 1.2, 1.2),), bias * gain) for j in range(width)
+    )
 
 
 def default_config(
@@ -204,7 +214,8 @@ def default_config(
     kept = tuple(
         Rule(r.description, tuple(t for t in r.terms if t.inner < n1), r.bias) for r in rules[:n2]
     )
-    conv3 = carry_rules(n2, widths[2]) if len(widths) == 3 else ()
+    conv3 = (carry_rules(n2, widths[2], names=[r.description for r in kept])
+             if len(widths) == 3 else ())  # fmt: skip
 
     def ctx(rs: tuple[Rule, ...], inner: int) -> tuple[Rule, ...]:
         return with_context(rs, inner) if context and rs else rs
