@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import copy
 import math
-import re
 import sys
 from collections.abc import Callable
 
@@ -44,51 +43,22 @@ from simpleconvnet.model import SimpleConvNet, SimpleConvNetConfig, init_weights
 from simpleconvnet.train import TrainConfig, evaluate, fit
 
 
-def _norm(text: str) -> str:
-    return re.sub(r"\s*\(.*\)$", "", text).strip()
-
-
-def snap_to_probes(text: str) -> str:
-    """Name a fine-tuned orientation at the probes' resolution (0/45/90/135 degrees), so that
-    "line at 6 degrees" is compared with dissect's "horizontal line"."""
-    from handnet.filters import describe_line
-
-    def snap(m: re.Match) -> str:
-        return describe_line(45.0 * round(int(m.group(1)) / 45.0))
-
-    return re.sub(r"line at (\d+) degrees", snap, text)
-
-
-def canonical(text: str) -> str:
-    """One spelling for the written and the probed vocabularies: the trailing parenthesis
-    dropped, "a line at 45 degrees" as "a / line" (dissect's name of a diagonal's side)."""
-    text = _norm(text)
-    return text.replace("a line at 45 degrees", "a / line").replace(
-        "a line at 135 degrees", "a \\ line"
-    )
-
-
-def _agrees(label: str, ours: str) -> bool:
-    label, ours = canonical(label), canonical(ours)
-    return bool(label) and (ours == label or ours.startswith(label + ",") or
-                            ours.startswith(label + " ("))  # fmt: skip
-
-
 def description_agreement(model: HandNet, layer: str) -> dict:
-    """Share of channels whose dissect label (or its secondary) opens the constructed one."""
-    from dissect.labels import describe_layer
+    """Share of channels whose dissect label (or its secondary) opens the constructed one
+    (:mod:`handnet.readable`)."""
+    from handnet.readable import agrees, written_and_read
 
-    labels = describe_layer(model, layer)
-    ours = [snap_to_probes(_norm(d)) if layer == "conv1" else d
-            for d in getattr(model, layer).descriptions]  # fmt: skip
-    primary = [_agrees(d, o) for d, o in zip(labels["description"], ours, strict=True)]
-    either = [p or _agrees(s, o) for p, s, o in zip(primary, labels["secondary"], ours,
-                                                    strict=True)]  # fmt: skip
-    return {"primary": sum(primary) / len(ours), "primary_or_secondary": sum(either) / len(ours),
-            "agreeing": sum(primary), "channels": len(ours),
-            "described": sum(bool(o.strip()) for o in ours) / len(ours),
-            "constructed": ours, "dissect": list(labels["description"]),
-            "dissect_secondary": list(labels["secondary"])}  # fmt: skip
+    table = written_and_read(model)
+    t = table[table["layer"] == layer]
+    first = layer == model.conv_names[0]
+    either = [a or agrees(s, w, first) for a, s, w in zip(t["agrees"], t["secondary"],
+                                                           t["written"], strict=True)]  # fmt: skip
+    n = len(t)
+    return {"primary": int(t["agrees"].sum()) / n, "primary_or_secondary": sum(either) / n,
+            "agreeing": int(t["agrees"].sum()), "channels": n,
+            "described": sum(bool(w.strip()) for w in t["written"]) / n,
+            "constructed": list(t["written"]), "dissect": list(t["read"]),
+            "dissect_secondary": list(t["secondary"])}  # fmt: skip
 
 
 def mcnemar_exact(first_right: torch.Tensor, second_right: torch.Tensor) -> dict:

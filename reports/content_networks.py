@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from reports.content import RunView, available_networks, file_uri, images_in
 from reports.networks import NETWORKS, Network
 from reports.tables import csv_table
@@ -76,6 +78,17 @@ def read_audits(path: Path) -> list[dict[str, Any]]:
     return audits
 
 
+def read_back(path: Path) -> dict[str, Any] | None:
+    """How many channels of a hand-built network dissect's probes read as written, in all and
+    per layer (``[(layer, agreeing, channels)]``), from the dissect stage's ``written.csv``."""
+    if not path.is_file():
+        return None
+    frame = pd.read_csv(path)
+    layers = [(str(name), int(part["agrees"].sum()), len(part))
+              for name, part in frame.groupby("layer", sort=False)]  # fmt: skip
+    return {"agreeing": int(frame["agrees"].sum()), "channels": len(frame), "layers": layers}
+
+
 def _paragraphs(path: Path) -> list[str]:
     return [p for p in path.read_text().split("\n\n") if p.strip()] if path.is_file() else []
 
@@ -101,6 +114,8 @@ def dissection(view: RunView, net: Network) -> dict[str, Any] | None:
         "compiled": csv_table(explain / "compiled.csv", top=None),
         "ablation": csv_table(explain / "ablation.csv") or csv_table(folder / "ablation.csv"),
         "audits": read_audits(folder / "audit.json"),
+        "written": csv_table(folder / "written.csv", top=None),
+        "read_back": read_back(folder / "written.csv"),
     }
 
 

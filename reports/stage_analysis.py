@@ -86,7 +86,8 @@ def line_probes() -> tuple[torch.Tensor, list[str]]:
 
 
 def run_dissect(ctx: StageContext, net: Network) -> dict[str, Any]:
-    """Channel descriptions (probes), conv1 Gabor fits and conv1 maps of the line probes."""
+    """Channel descriptions (probes), conv1 Gabor fits and conv1 maps of the line probes; for a
+    hand-built network, its written descriptions beside them (``written.csv``)."""
     from dissect.activations import activation_maps
     from dissect.infra.checkpoints import load_checkpoint, load_checkpoint_data
     from dissect.probes import ORIENTATION_OF
@@ -101,6 +102,7 @@ def run_dissect(ctx: StageContext, net: Network) -> dict[str, Any]:
     png = maps_table(images[:, 0].numpy(), maps, names)
     atomic_save(ctx.out / "probes.png", lambda p: p.write_bytes(png))
     test = load_checkpoint_data(meta, "test")
+    read_as_written = write_written(ctx, model, found.labels)
     write_audits(ctx, model, test)
     write_first_layer(ctx, model, test[0], net.title)
     return {
@@ -114,7 +116,22 @@ def run_dissect(ctx: StageContext, net: Network) -> dict[str, Any]:
                 if ok and d in ORIENTATION_OF
             }
         ),  # fmt: skip
+        **read_as_written,
     }
+
+
+def write_written(ctx: StageContext, model: Any, labels: pd.DataFrame) -> dict[str, Any]:
+    """For a hand-built network: every channel's written description beside dissect's reading
+    of it (``written.csv``, :func:`handnet.readable.written_and_read`); returns the agreeing
+    share per layer and in all. Nothing for other networks."""
+    from handnet.model import HandNet
+    from handnet.readable import agreement, written_and_read
+
+    if not isinstance(model, HandNet):
+        return {}
+    table = written_and_read(model, labels)
+    atomic_save(ctx.out / "written.csv", lambda p: table.to_csv(p, index=False))
+    return {"read_as_written": agreement(table)}
 
 
 def write_first_layer(

@@ -156,21 +156,6 @@ def test_a_third_layer_of_carry_rules_passes_every_stroke_of_conv2_on() -> None:
     assert float(y[0, 2].abs().max()) == 0.0  # the other channels stay silent
 
 
-def test_dissect_reads_every_conv2_rule_as_its_written_words() -> None:
-    """Every conv2 rule of the default bank (lines, corners, sides, curves) is named by dissect's
-    probes by the words it is written with: probes meet a deeper channel at every phase of the
-    pooling before it. (With edges at even offsets only, the bottom and right sides were read as
-    plain lines; with shapes drawn at the centre only, the corner opening up-left was read as a
-    curve, while the three mirror images of both read right.)"""
-    from dissect.labels import describe_layer
-
-    net = HandNet().eval()
-    labels = describe_layer(net, "conv2")
-    for c, written in enumerate(net.conv2.rule_descriptions):
-        said = labels["description"][c].split(" (")[0]
-        assert written.startswith(said + ",") or written.startswith(said + " ("), (written, said)
-
-
 def test_carried_channels_are_described_by_what_they_carry() -> None:
     net = HandNet(default_config((8, 16, 4)))
     conv2 = net.conv2.rule_descriptions

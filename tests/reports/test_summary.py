@@ -128,7 +128,7 @@ def test_pdf_opens_with_the_summary_and_ends_with_the_appendix(tiny_run: Path) -
     ):
         assert f"\n{title}\n" in main and f"\n{title}\n" not in rest
     for title in ("A1. Dissection of the outer channels", "A3. Each channel switched off",
-                  "A5. Sample audit", "A6. Stages and "):  # fmt: skip
+                  "A5. Sample audit", "A7. Stages and "):  # fmt: skip
         assert title in rest and title not in main
     assert "conv2-01: contributions and roles" in rest
 
@@ -195,3 +195,16 @@ def test_coverage_is_reported_per_class_probed_and_for_handnet_written(tiny_run:
     assert (hand["coverage_probed"] <= hand["coverage_written"] + 1e-9).all()
     page = (tiny_run / "report" / "index.html").read_text()
     assert "by the written descriptions of the hand-built network" in page
+
+
+def test_handnet_channels_are_read_back_against_their_written_words(tiny_run: Path) -> None:
+    """The dissect stage of each hand-built network writes every channel's written words
+    beside dissect's reading; the main body counts the agreeing ones, appendix A6 lists all."""
+    built = pd.read_csv(tiny_run / "dissect-handnet-built" / "written.csv")
+    assert list(built["layer"]) == ["conv1"] * 2 + ["conv2"] * 4  # the tiny run's 2,4 widths
+    assert list(built["written"][:2]) == ["horizontal line", "line at 45 degrees"]
+    assert not (tiny_run / "dissect-pruned" / "written.csv").exists()
+    agreeing = int(built["agrees"].sum())
+    page = html.unescape((tiny_run / "report" / "index.html").read_text())
+    assert f"HandNet (hand-built): {agreeing} of 6 channels read as written" in page
+    assert "A6. Hand-built channels read back" in page
