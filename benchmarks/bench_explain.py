@@ -48,7 +48,7 @@ CONFIRMED, COVERAGE, COMPILED_RATIO, COMPILED_ACCURACY, DESCRIBED = 9, 0.8, 1.5,
 
 def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     with torch.no_grad():
-        return float((model(x).argmax(1) == y).float().mean())
+        return int((model(x).argmax(1) == y).sum()) / len(y)
 
 
 def audit_net(path: Path, draws: int) -> dict:
@@ -102,7 +102,8 @@ def compiled(path: Path) -> dict:
             "head_refitted_accuracy": accuracy(refitted, x, y),
             "conv1_accuracy": conv1, "conv1_conv2_accuracy": both,
             "all_three_accuracy": every[0] if every else None,
-            "conv1_error_ratio": (1 - conv1) / max(1e-9, 1 - original)}  # fmt: skip
+            # from the error counts: float accuracies make 24 errors against 16 read 1.5000018
+            "conv1_error_ratio": round((1 - conv1) * len(y)) / max(1, round((1 - original) * len(y)))}  # fmt: skip
 
 
 def main() -> None:
