@@ -81,12 +81,14 @@ def read_audits(path: Path) -> list[dict[str, Any]]:
 def read_back(path: Path) -> dict[str, Any] | None:
     """How many channels of a hand-built network dissect's probes read as written, in all and
     per layer (``[(layer, agreeing, channels)]``), from the dissect stage's ``written.csv``."""
+    from handnet.readable import agreement
+
     if not path.is_file():
         return None
-    frame = pd.read_csv(path)
-    layers = [(str(name), int(part["agrees"].sum()), len(part))
-              for name, part in frame.groupby("layer", sort=False)]  # fmt: skip
-    return {"agreeing": int(frame["agrees"].sum()), "channels": len(frame), "layers": layers}
+    counts = agreement(pd.read_csv(path))
+    total = counts.pop("all")
+    layers = [(name, c["agreeing"], c["channels"]) for name, c in counts.items()]
+    return {"agreeing": total["agreeing"], "channels": total["channels"], "layers": layers}
 
 
 def _paragraphs(path: Path) -> list[str]:
