@@ -43,22 +43,26 @@ from simpleconvnet.model import SimpleConvNet, SimpleConvNetConfig, init_weights
 from simpleconvnet.train import TrainConfig, evaluate, fit
 
 
-def description_agreement(model: HandNet, layer: str) -> dict:
-    """Share of channels whose dissect label (or its secondary) opens the constructed one
-    (:mod:`handnet.readable`)."""
+def description_agreement(model: HandNet) -> dict[str, dict]:
+    """Per conv layer: the share of channels whose dissect label (or its secondary) opens the
+    constructed one (:mod:`handnet.readable`; the model is described once)."""
     from handnet.readable import agrees, written_and_read
 
     table = written_and_read(model)
-    t = table[table["layer"] == layer]
-    first = layer == model.conv_names[0]
-    either = [a or agrees(s, w, first) for a, s, w in zip(t["agrees"], t["secondary"],
-                                                           t["written"], strict=True)]  # fmt: skip
-    n = len(t)
-    return {"primary": int(t["agrees"].sum()) / n, "primary_or_secondary": sum(either) / n,
-            "agreeing": int(t["agrees"].sum()), "channels": n,
-            "described": sum(bool(w.strip()) for w in t["written"]) / n,
-            "constructed": list(t["written"]), "dissect": list(t["read"]),
-            "dissect_secondary": list(t["secondary"])}  # fmt: skip
+    out = {}
+    for layer in model.conv_names:
+        t = table[table["layer"] == layer]
+        first = layer == model.conv_names[0]
+        either = [a or agrees(s, w, first) for a, s, w in zip(t["agrees"], t["secondary"],
+                                                               t["written"], strict=True)]  # fmt: skip
+        n = len(t)
+        out[layer] = {"primary": int(t["agrees"].sum()) / n,
+                      "primary_or_secondary": sum(either) / n,
+                      "agreeing": int(t["agrees"].sum()), "channels": n,
+                      "described": sum(bool(w.strip()) for w in t["written"]) / n,
+                      "constructed": list(t["written"]), "dissect": list(t["read"]),
+                      "dissect_secondary": list(t["secondary"])}  # fmt: skip
+    return out
 
 
 def mcnemar_exact(first_right: torch.Tensor, second_right: torch.Tensor) -> dict:
@@ -150,7 +154,7 @@ def anchor_main(widths_list: list[tuple[int, ...]]) -> None:
             **{k: v for k, v in hand.items() if k != "right"},
             "mcnemar_vs_scattering": mcnemar_exact(hand["right"], anchor["right"]),
             "at_least_scattering": hand["test_accuracy"] >= anchor["test_accuracy"],
-            "agreement": {n: description_agreement(model, n) for n in model.conv_names},
+            "agreement": description_agreement(model),
         }
     emit(figures)
 
@@ -198,8 +202,7 @@ def main() -> None:
     figures: dict = {"dataset": "mnist-5k", "epochs": epochs, "seeds": seeds, "widths": widths,
                      "hand_built": {"test_accuracy": hand, "train_accuracy": head.train_accuracy,
                                     "note": "convex head fit: identical for every seed"},
-                     "agreement_hand_built": {n: description_agreement(built, n)
-                                              for n in built.conv_names}}  # fmt: skip
+                     "agreement_hand_built": description_agreement(built)}  # fmt: skip
     runs: dict[str, list] = {"constrained": [], "free": [], "reference": []}
     counts: dict[str, int] = {}
     for seed in seeds:
@@ -218,9 +221,7 @@ def main() -> None:
                     "descriptions_after": c1["description_after"].tolist(),
                 }
                 if mode == "constrained":
-                    figures["agreement_constrained"] = {
-                        n: description_agreement(result.model, n) for n in built.conv_names
-                    }
+                    figures["agreement_constrained"] = description_agreement(result.model)
                     figures["descriptions_constrained"] = result.model.descriptions()
         if args.reference:
             from dissect.infra.checkpoints import load_checkpoint
