@@ -35,7 +35,14 @@ import torch
 from benchmarks.common import emit, mean_spread
 from dissect.infra.datasets import load_split, split_validation
 from handnet.finetune import filter_drift, finetune, trainable_parameters
-from handnet.head import fit_logistic, frozen_convs, frozen_features
+from handnet.head import (
+    HEAD_L2,
+    augmented_copies,
+    fit_logistic,
+    frozen_convs,
+    frozen_features,
+    head_copies,
+)
 from handnet.model import HandNet, default_config
 from handnet.steps import build_handnet
 from simpleconvnet.cli import parse_widths
@@ -99,23 +106,23 @@ def scattering_features() -> Callable[[torch.Tensor], torch.Tensor]:
     return features
 
 
-L2_GRID = (1e-4, 1e-3, 1e-2)
-
-
 def readout(
     features: Callable[[torch.Tensor], torch.Tensor],
     train: tuple[torch.Tensor, torch.Tensor],
     val: tuple[torch.Tensor, torch.Tensor],
     test: tuple[torch.Tensor, torch.Tensor],
 ) -> dict:
-    """Fit :func:`handnet.head.fit_logistic` on ``features(train)`` for every L2 of
-    :data:`L2_GRID`, keep the one best on the validation digits (the smaller on a tie) and
-    report its accuracies and its per-digit test outcomes (``right``, ``[N]`` bool)."""
+    """Fit :func:`handnet.head.fit_logistic` on ``features`` of the training digits and their
+    augmented copies (:func:`handnet.head.augmented_copies`, as HandNet's build fits its head)
+    for every L2 of :data:`handnet.head.HEAD_L2`, keep the one best on the validation digits
+    (the earlier on a tie, as the build does) and report its accuracies and its per-digit test
+    outcomes (``right``, ``[N]`` bool)."""
+    x, y = augmented_copies(*train, head_copies(len(train[1])), "mnist-5k")
     with torch.no_grad():
-        f_train, f_val, f_test = (features(x) for x in (train[0], val[0], test[0]))
+        f_train, f_val, f_test = (features(images) for images in (x, val[0], test[0]))
     by_l2 = {}
-    for l2 in L2_GRID:
-        fit = fit_logistic(f_train, train[1], 10, l2)
+    for l2 in HEAD_L2:
+        fit = fit_logistic(f_train, y, 10, l2)
         with torch.no_grad():
             right = {name: ((f.double() @ fit.weight.double().T + fit.bias.double()).argmax(1)
                             == y) for name, f, y in (("val", f_val, val[1]),
@@ -124,7 +131,7 @@ def readout(
                      "test": float(right["test"].double().mean()), "right": right["test"]}  # fmt: skip
         print(f"  l2 {l2:g}: val {by_l2[l2]['val']:.4f} test {by_l2[l2]['test']:.4f}",
               file=sys.stderr, flush=True)  # fmt: skip
-    best = max(L2_GRID, key=lambda v: (by_l2[v]["val"], -v))
+    best = max(HEAD_L2, key=lambda v: (by_l2[v]["val"], -HEAD_L2.index(v)))
     return {"features": int(f_train.shape[1]), "l2": best, "train_accuracy": by_l2[best]["train"],
             "val_accuracy": by_l2[best]["val"], "test_accuracy": by_l2[best]["test"],
             "right": by_l2[best]["right"],
@@ -140,8 +147,8 @@ def anchor_main(widths_list: list[tuple[int, ...]]) -> None:
     figures: dict = {
         "dataset": "mnist-5k", "fit_digits": len(train[1]), "validation_digits": len(val[1]),
         "test_digits": len(test[1]), "readout": "handnet.head.fit_logistic (multinomial "
-        "logistic regression, L-BFGS), L2 chosen on the validation digits from "
-        f"{list(L2_GRID)}",
+        f"logistic regression, L-BFGS) on the fit digits and {head_copies(len(train[1])) - 1} "
+        f"augmented copies, L2 chosen on the validation digits from {list(HEAD_L2)}",
         "scattering": {k: v for k, v in anchor.items() if k != "right"}, "hand_built": {},
     }  # fmt: skip
     for widths in widths_list:
@@ -195,9 +202,10 @@ def main() -> None:
     args.widths = (args.widths or ["8,16"])[-1]
     seeds = [0] if args.quick else [int(s) for s in args.seeds.split(",")]
     epochs = 2 if args.quick else args.epochs
-    train, test = load_split("mnist-5k", "train"), load_split("mnist-5k", "test")
+    full, test = load_split("mnist-5k", "train"), load_split("mnist-5k", "test")
+    train, val = split_validation(*full, "mnist-5k")
     widths = parse_widths(args.widths)
-    built, head = build_handnet(widths, 128, train)
+    built, head, _ = build_handnet(widths, 128, train, val=val, dataset="mnist-5k")
     hand = evaluate(built, *test).accuracy
     figures: dict = {"dataset": "mnist-5k", "epochs": epochs, "seeds": seeds, "widths": widths,
                      "hand_built": {"test_accuracy": hand, "train_accuracy": head.train_accuracy,
@@ -208,7 +216,7 @@ def main() -> None:
     for seed in seeds:
         config = TrainConfig(epochs=epochs, seed=seed, snapshot_every=0)
         for mode in ("constrained", "free"):
-            result = finetune(copy.deepcopy(built), train, test, mode, config, quiet=True)
+            result = finetune(copy.deepcopy(built), train, test, mode, config, val=val, quiet=True)
             runs[mode].append(result.train.final.accuracy)
             counts[mode] = result.trainable
             if seed == seeds[0]:

@@ -44,10 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_data_options(b)
     b.add_argument(
         "--widths", default="8,16",
-        help="conv widths (default 8,16; at most 8,16; a third width, at most the second, adds conv3)",
+        help="conv widths (default 8,16; at most 16,48, more than 16 rules over all 16 filters; a "
+        "third width, at most the second, adds conv3)",
     )  # fmt: skip
     b.add_argument("--fc4", type=positive_int, default=128, help="width of fc4")
-    b.add_argument("--l2", type=non_negative_float, default=1e-4, help="L2 penalty of the head fit")
+    b.add_argument(
+        "--l2", type=non_negative_float, default=None,
+        help="L2 penalty of the head fit (default: the one of 1e-3, 1e-4, 1e-2 that does best on "
+        "the validation digits)",
+    )  # fmt: skip
     b.add_argument(
         "--from", dest="source", default=None, metavar="CKPT",
         help="compile the explanation of this trained SimpleConvNet of two or three conv layers "

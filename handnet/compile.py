@@ -42,10 +42,9 @@ from dissect.labels import describe_model
 from dissect.probes import EDGE_SIDES, LINE_NAMES
 from dissect.specimen import specimen_of
 from handnet.filters import GaborSpec, edge_detector_spec, line_detector_spec, spec_kernel
-from handnet.head import fit_logistic, frozen_features, set_head
+from handnet.head import HEAD_COPIES, HEAD_L2, choose_l2, fit_head, head_copies
 from handnet.layers import Rule, RuleConv2d, Term
 from handnet.model import HandNet, HandNetConfig
-from simpleconvnet.data import augment_batch, augmentation_for
 from simpleconvnet.model import SimpleConvNet
 
 __all__ = [
@@ -75,13 +74,6 @@ LINE_WIDTH, EDGE_WIDTH = 2.0, 3.0
 # words name no orientation (a deeper layer's corner or curve), round, of the same area.
 TERM_LENGTH, TERM_WIDTH = 1.5, 0.7
 TERM_ROUND = (TERM_LENGTH * TERM_WIDTH) ** 0.5
-# The head's L2 penalties tried (the validation digits choose; with no validation split, the
-# first), and
-# how many copies of the training digits it is fitted on: the digits themselves and augmented
-# copies (the original was trained on augmented digits; on the digits alone the refitted head
-# of the original network itself loses a point of test accuracy), at most HEAD_SAMPLES in all.
-HEAD_L2 = (1e-3, 1e-4, 1e-2)
-HEAD_COPIES, HEAD_SAMPLES = 4, 20_000
 
 _LINES = {name: float(angle) for angle, name in LINE_NAMES.items()}
 # "left side of a vertical line": the bright interior lies towards 0 degrees, the side at 180
@@ -214,50 +206,21 @@ def _as_often_active(
     return tuple(out)
 
 
-def _copies(
-    images: torch.Tensor, labels: torch.Tensor, copies: int, dataset: str | None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The digits and ``copies - 1`` copies augmented as ``dataset`` trains (seeded, so always
-    the same)."""
-    index = torch.arange(len(images), device=images.device)
-    kind = augmentation_for(True, dataset)
-    extra = [
-        augment_batch(kind, images, index, 0, epoch, len(images)) for epoch in range(1, copies)
-    ]
-    return torch.cat([images, *extra]), labels.repeat(copies)
-
-
 def refit_readout(
     net: SimpleConvNet, images: torch.Tensor, labels: torch.Tensor, dataset: str | None = None
 ) -> float:
     """Refit ``net``'s head (fc4/fc5) by the suite's convex fit on its frozen conv features of
     the training ``images``/``labels`` and their augmented copies (:data:`HEAD_COPIES`). With
     ``dataset`` named, the L2 penalty of :data:`HEAD_L2` that does best on its validation split
-    (fitted on the rest) is taken, then the head fitted on all the digits; else (or with no validation digits) the first.
-    Returns the penalty used."""
-    copies = max(1, min(HEAD_COPIES, HEAD_SAMPLES // max(1, len(images))))
-    classes = net.fc5.out_features
-    l2 = HEAD_L2[0]
+    (fitted on the rest; :func:`handnet.head.choose_l2`) is taken, then the head fitted on all
+    the digits; else (or with no validation digits) the first. Returns the penalty used."""
     (xf, yf), (xv, yv) = (
         split_validation(images, labels, dataset)
         if dataset is not None
         else ((images, labels), (images[:0], labels[:0]))
     )
-    if len(yv) > 0 and len(HEAD_L2) > 1:  # a tiny data set carves no validation digits
-        features = frozen_features(net, _copies(xf, yf, copies, dataset)[0])
-        held_out = frozen_features(net, xv)
-        yv = yv.to(held_out.device)
-
-        def accuracy(penalty: float) -> float:
-            fit = fit_logistic(features, yf.repeat(copies), classes, penalty)
-            scores = held_out @ fit.weight.T + fit.bias
-            return float((scores.argmax(1) == yv).double().mean())
-
-        scored = [(accuracy(penalty), -i) for i, penalty in enumerate(HEAD_L2)]
-        l2 = HEAD_L2[-max(scored)[1]]  # ties go to the earlier penalty
-    x, y = _copies(images, labels, copies, dataset)
-    features = frozen_features(net, x)
-    set_head(net, fit_logistic(features, y, classes, l2), features)
+    l2 = choose_l2(net, (xf, yf), (xv, yv), dataset).l2
+    fit_head(net, images, labels, l2, head_copies(len(images)), dataset)
     return l2
 
 

@@ -7,6 +7,12 @@ with the SVD ``W = U S V^T``, fc4's first ``classes`` rows are ``sqrt(S) V^T`` a
 first columns ``U sqrt(S)`` (the scale shared evenly, which fine-tunes better than putting it
 all in fc5); fc4's other rows are the leading principal directions of the features orthogonal to
 ``V`` (with zero fc5 columns), so that fine-tuning starts from the fitted map with live units.
+
+The digits a head is fitted on are the training digits and :data:`HEAD_COPIES` - 1 copies of
+them augmented as the data set trains (:func:`augmented_copies`): the trained nets learn from
+augmented digits too, and on the digits alone a head refitted on the pruned net's own frozen
+features loses a point (98.1 -> 97.1 %, mnist-5k). Its L2 penalty is the one of
+:data:`HEAD_L2` that does best on the validation digits (:func:`choose_l2`).
 """
 
 from __future__ import annotations
@@ -18,9 +24,30 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from simpleconvnet.data import augment_batch, augmentation_for
 from simpleconvnet.model import SimpleConvNet
 
-__all__ = ["HeadFit", "frozen_convs", "frozen_features", "fit_logistic", "set_head", "fit_head"]
+__all__ = [
+    "HeadFit",
+    "frozen_convs",
+    "frozen_features",
+    "fit_logistic",
+    "set_head",
+    "fit_head",
+    "augmented_copies",
+    "head_copies",
+    "choose_l2",
+    "PenaltyChoice",
+    "HEAD_L2",
+    "HEAD_COPIES",
+    "HEAD_SAMPLES",
+]
+
+# The head's L2 penalties tried (the validation digits choose; ties and a data set without
+# validation digits take the earlier), and how many copies of the training digits it is fitted
+# on: the digits themselves and augmented copies, at most HEAD_SAMPLES in all.
+HEAD_L2 = (1e-3, 1e-4, 1e-2)
+HEAD_COPIES, HEAD_SAMPLES = 4, 20_000
 
 
 @dataclass(frozen=True)
@@ -124,13 +151,78 @@ def set_head(model: SimpleConvNet, fit: HeadFit, features: torch.Tensor) -> None
     fc5.bias.copy_(fit.bias)
 
 
-def fit_head(
-    model: SimpleConvNet, images: torch.Tensor, labels: torch.Tensor, l2: float = 1e-4
-) -> HeadFit:
-    """Fit the readout of ``model`` on ``images [N, 1, 28, 28]``/``labels [N]`` with every
-    conv layer frozen (:func:`frozen_convs`), and write it into fc4/fc5. Returns the fit."""
+def head_copies(count: int) -> int:
+    """How many copies (the digits included) a head is fitted on for ``count`` digits:
+    :data:`HEAD_COPIES`, fewer where that would pass :data:`HEAD_SAMPLES`, at least 1."""
+    return max(1, min(HEAD_COPIES, HEAD_SAMPLES // max(1, count)))
+
+
+def augmented_copies(
+    images: torch.Tensor, labels: torch.Tensor, copies: int, dataset: str | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The digits and ``copies - 1`` copies augmented as ``dataset`` trains (seeded, so always
+    the same): ``[copies * N, 1, 28, 28]`` and their labels."""
+    index = torch.arange(len(images), device=images.device)
+    kind = augmentation_for(True, dataset)
+    extra = [
+        augment_batch(kind, images, index, 0, epoch, len(images)) for epoch in range(1, copies)
+    ]
+    return torch.cat([images, *extra]), labels.repeat(copies)
+
+
+@dataclass(frozen=True)
+class PenaltyChoice:
+    """The penalty :func:`choose_l2` took, its fit and the features it was fitted on (the fit
+    digits and their copies), ready for :func:`set_head`; ``fit`` is None where nothing was
+    fitted (no validation digits)."""
+
+    l2: float
+    fit: HeadFit | None = None
+    features: torch.Tensor | None = None
+
+
+def choose_l2(
+    model: SimpleConvNet,
+    fit_digits: tuple[torch.Tensor, torch.Tensor],
+    val_digits: tuple[torch.Tensor, torch.Tensor],
+    dataset: str | None,
+) -> PenaltyChoice:
+    """The penalty of :data:`HEAD_L2` whose head, fitted on ``fit_digits`` and their augmented
+    copies (:func:`head_copies`), classifies ``val_digits`` best (ties: the earlier), with that
+    fit; the first, unfitted, without validation digits. The conv layers stay frozen;
+    ``model``'s head is not changed."""
+    if len(val_digits[1]) == 0 or len(HEAD_L2) == 1:
+        return PenaltyChoice(HEAD_L2[0])
+    copies = head_copies(len(fit_digits[1]))
     with frozen_convs(model):
-        features = frozen_features(model, images)
-        fit = fit_logistic(features, labels, model.fc5.out_features, l2)
+        x, y = augmented_copies(*fit_digits, copies, dataset)
+        features = frozen_features(model, x)
+        held_out = frozen_features(model, val_digits[0])
+    labels = val_digits[1].to(held_out.device)
+    best: tuple[float, int, HeadFit] | None = None
+    for i, penalty in enumerate(HEAD_L2):
+        fit = fit_logistic(features, y, model.fc5.out_features, penalty)
+        right = float(((held_out @ fit.weight.T + fit.bias).argmax(1) == labels).double().mean())
+        if best is None or right > best[0]:  # ties keep the earlier penalty
+            best = (right, i, fit)
+    assert best is not None
+    return PenaltyChoice(HEAD_L2[best[1]], best[2], features)
+
+
+def fit_head(
+    model: SimpleConvNet,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    l2: float = 1e-4,
+    copies: int = 1,
+    dataset: str | None = None,
+) -> HeadFit:
+    """Fit the readout of ``model`` on ``images [N, 1, 28, 28]``/``labels [N]`` (and, for
+    ``copies`` over 1, their augmented copies: :func:`augmented_copies`) with every conv layer
+    frozen (:func:`frozen_convs`), and write it into fc4/fc5. Returns the fit."""
+    with frozen_convs(model):
+        x, y = augmented_copies(images, labels, copies, dataset) if copies > 1 else (images, labels)
+        features = frozen_features(model, x)
+        fit = fit_logistic(features, y, model.fc5.out_features, l2)
         set_head(model, fit, features)
     return fit

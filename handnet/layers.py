@@ -96,7 +96,7 @@ class Term:
     a Gaussian elongated along ``orientation`` (degrees), ``length``/``width`` its standard
     deviations along/across, centred ``(dx, dy)`` pixels from the kernel centre (y up),
     normalised to sum 1 and scaled by ``strength``. ``context`` marks terms added for
-    fine-tuning to grow (see :func:`handnet.model.with_context`), not part of the written rule."""
+    fine-tuning to grow (see :func:`handnet.bank.with_context`), not part of the written rule."""
 
     inner: int
     sign: int = 1

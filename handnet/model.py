@@ -9,129 +9,22 @@ descriptions they started from.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from handnet.filters import GaborSpec, edge_detector_spec, line_detector_spec
+from handnet.bank import carry_rules, wide_conv1, wide_rules, with_context
+from handnet.filters import GaborSpec
 from handnet.layers import GaborConv2d, Rule, RuleConv2d, Term
 from simpleconvnet.model import MNIST_MEAN, MNIST_STD, SimpleConvNet, SimpleConvNetConfig
 
-__all__ = [
-    "HandNet",
-    "HandNetConfig",
-    "default_config",
-    "default_conv1",
-    "default_rules",
-    "with_context",
-]
+__all__ = ["HandNet", "HandNetConfig", "default_config", "MAX_WIDTHS"]
+
+#: The widest cut of the bank: wide_conv1's 16 filters and wide_rules' 48 rules.
+MAX_WIDTHS = (16, 48)
+# Rules past default_rules' sixteen read the filters past default_conv1's eight.
+_DEFAULT_RULES = 16
 
 HAND_BUILT_KINDS = ("gabor", "rule")
-
-
-def default_conv1() -> tuple[GaborSpec, ...]:
-    """Four even line detectors (0, 45, 90, 135 degrees), then four odd ones for the sides
-    of horizontal and vertical lines (top, bottom, left, right)."""
-    lines = tuple(line_detector_spec(o) for o in (0.0, 45.0, 90.0, 135.0))
-    sides = tuple(edge_detector_spec(s) for s in (90.0, 270.0, 180.0, 0.0))
-    return lines + sides
-
-
-# conv1 channel indices of default_conv1
-_H, _D45, _V, _D135, _TOP, _BOTTOM, _LEFT, _RIGHT = range(8)
-_LINE = {0: _H, 45: _D45, 90: _V, 135: _D135}
-_NAME = {0: "horizontal line", 45: "line at 45 degrees", 90: "vertical line",
-         135: "line at 135 degrees"}  # fmt: skip
-
-
-def _t(inner: int, sign: int = 1, strength: float = 1.0, orientation: float | None = None,
-       dx: float = 0.0, dy: float = 0.0, length: float = 1.5, width: float = 0.7) -> Term:  # fmt: skip
-    """A term whose profile runs along the inner channel's own orientation unless told."""
-    if orientation is None:
-        orientation = {v: k for k, v in _LINE.items()}.get(inner, 0.0)
-    return Term(inner, sign, strength, float(orientation), length, width, dx, dy)
-
-
-def _line_rules(bias: float) -> list[Rule]:
-    rules = []
-    for o, j in _LINE.items():
-        orth = _LINE[(o + 90) % 180]
-        rules.append(Rule(f"{_NAME[o]}, reinforced along itself, suppressing the "
-                          f"{_NAME[(o + 90) % 180]}",
-                          (_t(j, 1, 1.0, length=2.0), _t(orth, -1, 0.5, length=1.0, width=1.0)),
-                          bias))  # fmt: skip
-    return rules
-
-
-def _corner_rules(bias: float) -> list[Rule]:
-    d = 1.5
-    corners = (("corner opening down-right (a horizontal line going right, a vertical one going down)",
-                d, -d), ("corner opening down-left (horizontal line going left, vertical going down)",
-                -d, -d), ("corner opening up-right (horizontal line going right, vertical going up)",
-                d, d), ("corner opening up-left (horizontal line going left, vertical going up)",
-                -d, d))  # fmt: skip
-    return [Rule(text, (_t(_H, dx=hx), _t(_V, dy=vy)), bias) for text, hx, vy in corners]
-
-
-def _side_rules(bias: float) -> list[Rule]:
-    sides = (("top side of a horizontal line, reinforced along it", _TOP, _BOTTOM, 0.0),
-             ("bottom side of a horizontal line, reinforced along it", _BOTTOM, _TOP, 0.0),
-             ("left side of a vertical line, reinforced along it", _LEFT, _RIGHT, 90.0),
-             ("right side of a vertical line, reinforced along it", _RIGHT, _LEFT, 90.0))  # fmt: skip
-    return [Rule(f"{text}, suppressing the opposite side",
-                 (_t(j, orientation=o, length=2.0), _t(k, -1, 0.5, orientation=o)), bias)
-            for text, j, k, o in sides]  # fmt: skip
-
-
-def _curve_rules(bias: float) -> list[Rule]:
-    d = 1.5
-    return [
-        Rule("curve opening down (top of a loop: / on the left, \\ on the right)",
-             (_t(_D45, dx=-d, dy=-0.5), _t(_D135, dx=d, dy=-0.5), _t(_H, 1, 0.5, dy=0.5)), bias),
-        Rule("curve opening up (bottom of a loop: \\ on the left, / on the right)",
-             (_t(_D135, dx=-d, dy=0.5), _t(_D45, dx=d, dy=0.5), _t(_H, 1, 0.5, dy=-0.5)), bias),
-        Rule("curve opening right (left of a loop: / above, \\ below)",
-             (_t(_D45, dx=-0.5, dy=d), _t(_D135, dx=-0.5, dy=-d), _t(_V, dx=-0.5)), bias),
-        Rule("curve opening left (right of a loop: \\ above, / below)",
-             (_t(_D135, dx=0.5, dy=d), _t(_D45, dx=0.5, dy=-d), _t(_V, dx=0.5)), bias),
-    ]  # fmt: skip
-
-
-RULE_GAIN = 4.0  # scales every rule so that conv2's pooled outputs are of order 1
-# Context pairs cancel exactly whatever their strength; a strength of the order of the written
-# terms lets fine-tuning (which moves log-strengths) grow a difference within a few epochs.
-CONTEXT_STRENGTH = 2.0
-
-
-def default_rules(
-    bias: float = -0.5, side_bias: float = -0.2, gain: float = RULE_GAIN
-) -> tuple[Rule, ...]:
-    """Sixteen conv2 rules over :func:`default_conv1`: four oriented lines, four corners, the
-    four sides of horizontal and vertical strokes, four curves (strengths and biases times
-    ``gain``)."""
-    rules = _line_rules(bias) + _corner_rules(bias) + _side_rules(side_bias) + _curve_rules(bias)
-    return tuple(
-        Rule(r.description, tuple(replace(t, strength=t.strength * gain) for t in r.terms),
-             r.bias * gain)
-        for r in rules
-    )  # fmt: skip
-
-
-def with_context(rules: tuple[Rule, ...], in_channels: int) -> tuple[Rule, ...]:
-    """Give every rule, for each inner channel, a reinforcing and a negating term with the
-    same isotropic profile: they cancel exactly, so the hand-built net is unchanged, and
-    fine-tuning may grow either (the written terms stay the rule; on a channel the rule names,
-    the pair can reshape its written profile)."""
-    out = []
-    for r in rules:
-        extra = tuple(
-            Term(j, sign, CONTEXT_STRENGTH, 0.0, 1.0, 1.0, context=True)
-            for j in range(in_channels)
-            for sign in (1, -1)
-        )
-        out.append(Rule(r.description, r.terms + extra, r.bias))
-    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -174,41 +67,25 @@ class HandNetConfig:
                    free=tuple(d.get("free", ())), **rest)  # fmt: skip
 
 
-def carry_rules(inner: int, width: int, bias: float = 0.0, gain: float = RULE_GAIN,
-                names: Sequence[str] = ()) -> tuple[Rule, ...]:  # fmt: skip
-    """conv3 rules over ``inner`` conv2 channels: channel ``j`` carries conv2's channel ``j``
-    forward on a wider footprint (the pooled map is half as fine), so that conv3 starts as the
-    copy of conv2 that the study found it to be; ``width`` at most ``inner``. With ``names``
-    (conv2's written descriptions), each is described by what it carries, in the words of the
-    channel it copies up to their first comma or parenthesis ("horizontal line (conv2 channel 1
-    carried forward, ...)"), so that dissect's probes can check it. A copy needs no
-    threshold: what it reads is already a ReLU's output, never negative, so with the bias 0 the
-    ReLU after it passes the blurred channel whole (a threshold would drop its weak strokes, the
-    only trace of them the readout gets after the third pooling)."""
-
-    def words(j: int) -> str:
-        what = f"conv2 channel {j + 1} carried forward, pooled over its neighbourhood"
-        if j >= len(names):
-            return what
-        return f"{re.split(r'[,(]', names[j])[0].strip()} ({what})"
-
-    return tuple(
-        Rule(words(j), (Term(j, 1, gain, 0.0, 1.2, 1.2),), bias * gain) for j in range(width)
-    )
-
-
 def default_config(
     widths: tuple[int, ...] = (8, 16), fc4: int = 128, context: bool = True
 ) -> HandNetConfig:
-    """The default bank cut to ``widths`` (at most 8 first-layer filters and 16 rules; a third
-    width adds a conv3 of :func:`carry_rules`), with cancelling context terms
-    (:func:`with_context`) unless ``context`` is False."""
-    conv1, rules = default_conv1(), default_rules()
+    """The bank (:mod:`handnet.bank`: its first 8 filters and 16 rules are the default ones,
+    then the wide ones) cut to ``widths`` (at most 16 first-layer filters and 48 rules, more
+    than 16 rules only over all 16 filters; a third width adds a conv3 of
+    :func:`carry_rules`), with cancelling context terms (:func:`with_context`) unless
+    ``context`` is False."""
+    conv1, rules = wide_conv1(), wide_rules()
     ok = len(widths) in (2, 3) and 1 <= widths[0] <= len(conv1) and 1 <= widths[1] <= len(rules)
     if not ok or (len(widths) == 3 and not 1 <= widths[2] <= widths[1]):
         raise ValueError(
             f"HandNet widths {widths}: two or three widths, at most {len(conv1)}, {len(rules)} "
             f"and the second"
+        )
+    if widths[1] > _DEFAULT_RULES and widths[0] < len(conv1):
+        raise ValueError(
+            f"HandNet widths {widths}: more than {_DEFAULT_RULES} rules read all "
+            f"{len(conv1)} first-layer filters (for example {len(conv1)},{widths[1]})"
         )
     n1, n2 = widths[0], widths[1]
     kept = tuple(

@@ -37,7 +37,7 @@ from handnet.finetune import (
     finetune,
     trainable_parameters,
 )
-from handnet.head import HeadFit, fit_head
+from handnet.head import HeadFit, choose_l2, fit_head, head_copies, set_head
 from handnet.model import HandNet, default_config
 from simpleconvnet.train import TrainConfig, describe_best, evaluate
 
@@ -52,19 +52,23 @@ __all__ = [
     "finetune_step",
 ]
 
-HEAD_FIT_METHOD = "multinomial logistic regression (L-BFGS), conv layers frozen"
+HEAD_FIT_METHOD = (
+    "multinomial logistic regression (L-BFGS), conv layers frozen, on the training digits and "
+    "augmented copies"
+)
 
 
 @dataclass(frozen=True)
 class BuildStep:
     """What to build: the data set (its training digits fit the head, its test digits measure
-    the net), the conv ``widths`` (at most 8 filters and 16 rules; a third width, at most the
-    second, adds conv3), the width of ``fc4`` and the ``l2`` penalty of the head fit."""
+    the net), the conv ``widths`` (at most 16 filters and 48 rules; a third width, at most the
+    second, adds conv3), the width of ``fc4`` and the ``l2`` penalty of the head fit (``None``:
+    the one of :data:`handnet.head.HEAD_L2` the validation digits choose)."""
 
     dataset: str = "mnist-5k"
     widths: tuple[int, ...] = (8, 16)
     fc4: int = 128
-    l2: float = 1e-4
+    l2: float | None = None
     data_dir: str | None = None
     download: bool = False
 
@@ -85,16 +89,32 @@ def build_handnet(
     widths: tuple[int, ...],
     fc4: int,
     train: tuple[torch.Tensor, torch.Tensor],
-    l2: float = 1e-4,
+    l2: float | None = None,
     device: str | torch.device = "cpu",
-) -> tuple[HandNet, HeadFit]:
+    *,
+    val: tuple[torch.Tensor, torch.Tensor] | None = None,
+    dataset: str | None = None,
+) -> tuple[HandNet, HeadFit, float]:
     """The hand-built HandNet of ``widths`` on ``device`` with its head fitted on ``train``
-    (``images [N, 1, 28, 28]``, ``labels [N]``); returns ``(model, HeadFit)``."""
+    (``images [N, 1, 28, 28]``, ``labels [N]``) and their augmented copies as ``dataset``
+    trains (:func:`handnet.head.fit_head`; none without ``dataset``), its L2 penalty ``l2`` or,
+    when that is None, the one the ``val`` digits choose (:func:`handnet.head.choose_l2`).
+    Returns ``(model, HeadFit, l2)``."""
     try:
         model = HandNet(default_config(widths, fc4)).to(device)
     except ValueError as exc:
         raise AuditError(f"--widths: {exc}") from None
-    return model, fit_head(model, train[0].to(device), train[1].to(device), l2)
+    images, labels = train[0].to(device), train[1].to(device)
+    copies = head_copies(len(labels)) if dataset is not None else 1
+    if l2 is None:
+        held_out = val if val is not None else (images[:0], labels[:0])
+        choice = choose_l2(model, (images, labels), (held_out[0].to(device), held_out[1].to(device)),
+                           dataset)  # fmt: skip
+        l2 = choice.l2
+        if choice.fit is not None and choice.features is not None:  # fitted on these digits
+            set_head(model, choice.fit, choice.features)
+            return model, choice.fit, l2
+    return model, fit_head(model, images, labels, l2, copies, dataset), l2
 
 
 def _head_summary(fit: HeadFit) -> dict[str, Any]:
@@ -113,9 +133,10 @@ def build_step(
     to show. The head is fitted on the training digits less the validation ones
     (:func:`dissect.infra.datasets.split_validation`), which fine-tuning decides on."""
     full = load_split(config.dataset, "train", config.data_dir, config.download)
-    train, _ = split_validation(*full, config.dataset)
+    train, val = split_validation(*full, config.dataset)
     test = load_split(config.dataset, "test", config.data_dir)
-    model, head = build_handnet(config.widths, config.fc4, train, config.l2, device)
+    model, head, l2 = build_handnet(config.widths, config.fc4, train, config.l2, device,
+                                    val=val, dataset=config.dataset)  # fmt: skip
     result = evaluate(model, *test)
     meta = CheckpointMeta(
         kind="HandNet",
@@ -125,7 +146,8 @@ def build_step(
         metrics={"accuracy": result.accuracy, **result.metrics()},
         extra={
             "head_fit": {
-                "method": HEAD_FIT_METHOD, "l2": config.l2, "train_accuracy": head.train_accuracy
+                "method": HEAD_FIT_METHOD, "l2": l2, "l2_chosen_on_validation": config.l2 is None,
+                "copies": head_copies(len(train[1])), "train_accuracy": head.train_accuracy,
             },
             "trainable_parameters": trainable_parameters(model),
         },

@@ -72,13 +72,16 @@ def run_prune(ctx: StageContext) -> dict[str, Any]:
 
 # -- HandNet ------------------------------------------------------------------------------------
 def run_handnet_build(ctx: StageContext) -> dict[str, Any]:
-    """HandNet of the pruned net's widths (conv3 only when pruning kept it; at most the default
-    bank's 8 filters and 16 rules): analytic conv layers, closed-form readout."""
+    """HandNet of the pruned net's widths (conv3 only when pruning kept it; at most the bank's
+    16 filters and 48 rules, more than 16 rules only over all 16 filters): analytic conv
+    layers, closed-form readout."""
+    from handnet.model import MAX_WIDTHS
     from handnet.steps import BuildStep, build_step
 
     c = ctx.config
     pruned = ctx.summary("prune").get("widths") or list(c.prune_targets)[:2]
-    widths = [min(pruned[0], 8), min(pruned[1], 16)]
+    first = min(pruned[0], MAX_WIDTHS[0])
+    widths = [first, min(pruned[1], MAX_WIDTHS[1] if first == MAX_WIDTHS[0] else 16)]
     widths += [min(w, widths[1]) for w in pruned[2:3]]
     step = BuildStep(dataset=c.dataset, widths=tuple(widths), fc4=c.fc4, data_dir=c.data_dir)
     out = build_step(step, ctx.out / "model", ctx.device, ctx.quiet)

@@ -194,7 +194,7 @@ def test_bad_inputs_as_console_scripts(tmp_path) -> None:
         (["simpleconvnet", *prune, "--targets", "abc"], "--targets 'abc' is not a list of whole numbers"),
         (["simpleconvnet", "eval", str(truncated)], "truncated or corrupt"),
         (["simpleconvnet", "train", "--epochs", "-1"], "--epochs: '-1' must be at least 1"),
-        (["handnet", "build", "--widths", "9,16", "--out", str(tmp_path / "hand")], "--widths '9,16'"),
+        (["handnet", "build", "--widths", "8,20", "--out", str(tmp_path / "hand")], "--widths '8,20'"),
         (["handnet", "finetune", str(ckpt), "--mode", "free", "--out", str(tmp_path / "ft")], "is not a HandNet checkpoint"),
         (["handnet", "finetune", str(ckpt), "--mode", "free", "--out", str(run)], "already holds a run"),
         ([*reports, "--prune-criteria", "bogus"], "--prune-criteria 'bogus': unknown 'bogus'"),

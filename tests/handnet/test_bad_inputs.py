@@ -62,7 +62,9 @@ def _tune(w, *extra: str, ckpt: str = "built", out: Path | None = None) -> list[
 
 def cases(w) -> list[tuple[list[str], str]]:
     return [
-        (_build(w, "--widths", "9,16"), "--widths '9,16'"),
+        (_build(w, "--widths", "17,16"), "--widths '17,16'"),
+        (_build(w, "--widths", "8,20"), "--widths '8,20': HandNet widths (8, 20): more than 16"),
+        (_build(w, "--widths", "16,49"), "--widths '16,49'"),
         (_build(w, "--widths", "8,16,20"), "--widths '8,16,20'"),
         (_build(w, "--widths", "a,b"), "--widths"),
         (_build(w, "--widths", "8"), "--widths"),

@@ -17,7 +17,8 @@ def test_build_then_finetune(mnist_dir: Path, tmp_path: Path) -> None:
     assert meta["architecture"] == "handnet.model:HandNet" and meta["mode"] == "hand-built"
     assert "stage" not in meta and meta["parent"] is None and meta["world_size"] == 1
     assert meta["metrics"]["accuracy"] == meta["metrics"]["test_accuracy"]
-    assert meta["versions"]["torch"] and meta["head_fit"]["l2"] == 1e-4
+    assert meta["versions"]["torch"] and meta["head_fit"]["l2"] in (1e-3, 1e-4, 1e-2)
+    assert meta["head_fit"]["l2_chosen_on_validation"] and meta["head_fit"]["copies"] >= 1
     assert meta["config"]["layer_kinds"] == {"conv1": "gabor", "conv2": "rule"}
     assert meta["config"]["descriptions"]["conv1"][2] == "vertical line"
     out = tmp_path / "free"
@@ -34,5 +35,5 @@ def test_build_then_finetune(mnist_dir: Path, tmp_path: Path) -> None:
 def test_errors_are_one_line(tmp_path: Path) -> None:
     r = run_module("handnet", "finetune", str(tmp_path / "nope"), "--mode", "constrained")
     assert_one_line_error(r, "does not exist")
-    r = run_module("handnet", "build", "--widths", "9,16", "--out", str(tmp_path / "x"))
+    r = run_module("handnet", "build", "--widths", "17,16", "--out", str(tmp_path / "x"))
     assert_one_line_error(r, "--widths")

@@ -93,6 +93,28 @@ def test_fit_head_separates_a_separable_toy_set() -> None:
     assert all(torch.equal(a, b) for a, b in zip(before, net.conv1.parameters(), strict=True))
 
 
+def test_the_build_fits_its_head_on_augmented_copies_and_its_penalty_on_validation() -> None:
+    from handnet.head import HEAD_L2, augmented_copies, choose_l2
+    from handnet.steps import build_handnet
+
+    bars = torch.zeros(40, 1, 28, 28)
+    labels = torch.arange(40) % 10
+    for i, k in enumerate(labels.tolist()):
+        bars[i, 0, 2 + 2 * k : 4 + 2 * k, 4 + i // 10 : 24] = 1.0  # a horizontal bar per class
+    x, y = augmented_copies(bars, labels, 3, "mnist")
+    assert x.shape == (120, 1, 28, 28) and torch.equal(y, labels.repeat(3))
+    assert torch.equal(x[:40], bars) and not torch.equal(x[40:80], bars)  # copies are moved
+    assert torch.equal(x, augmented_copies(bars, labels, 3, "mnist")[0])  # and seeded
+    fit, val = (bars[:30], labels[:30]), (bars[30:], labels[30:])
+    net, head, l2 = build_handnet((8, 16), 16, fit, val=val, dataset="mnist")
+    choice = choose_l2(net, fit, val, "mnist")
+    assert l2 == choice.l2 and l2 in HEAD_L2 and choice.fit is not None
+    torch.testing.assert_close(head.weight, choice.fit.weight)  # the chosen fit is the head
+    assert (net.logits(bars[30:]).argmax(1) == labels[30:]).float().mean() >= 0.9
+    assert build_handnet((8, 16), 16, fit, 1e-2, val=val, dataset="mnist")[2] == 1e-2
+    assert choose_l2(net, fit, (bars[:0], labels[:0]), "mnist").l2 == HEAD_L2[0]  # none to judge
+
+
 def test_a_third_width_adds_a_conv3_of_rules_that_round_trips(tmp_path: Path) -> None:
     from handnet.finetune import freed_copy
 
