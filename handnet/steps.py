@@ -75,8 +75,9 @@ class BuildStep:
 
 @dataclass(frozen=True)
 class BuildOutcome:
-    """The checkpoint folder written, the head fit's scalar fields (``train_accuracy``), the
-    widths built and the test accuracy."""
+    """The checkpoint folder written, the head fit's scalar fields (``train_accuracy``, the
+    ``l2`` penalty, how many ``copies`` of how many ``fit_digits``), the widths built and the
+    test accuracy."""
 
     checkpoint: Path
     head: dict[str, Any]
@@ -159,7 +160,16 @@ def build_step(
         f"{result.accuracy:.2%} (train {head.train_accuracy:.2%}); checkpoint in {out_dir}/"
     )
     return BuildOutcome(
-        Path(out_dir), _head_summary(head), tuple(config.widths), result.accuracy, message
+        Path(out_dir),
+        {
+            **_head_summary(head),
+            "l2": l2,
+            "copies": head_copies(len(train[1])),
+            "fit_digits": len(train[1]),
+        },
+        tuple(config.widths),
+        result.accuracy,
+        message,
     )
 
 

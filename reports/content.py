@@ -92,7 +92,24 @@ def overview(view: RunView) -> dict[str, Any]:
             {"title": net.title, "values": [m["per_class"][str(k)] for k in range(10)]}
         )  # noqa: E501
     missing = list(dict.fromkeys(view.missing(n.stage, f"measure-{n.key}") for n in NETWORKS))
-    return {"rows": rows, "per_class": per_class, "missing": [m for m in missing if m]}
+    return {"rows": rows, "per_class": per_class, "missing": [m for m in missing if m],
+            "hand_built": hand_built_note(view.summary("handnet-build"))}  # fmt: skip
+
+
+def hand_built_note(summary: dict[str, Any]) -> str:
+    """How the hand-built HandNet's head was fitted, in a sentence ("" before that stage ran
+    or for a run written before the figures were recorded)."""
+    head = summary.get("head") or {}
+    if not {"l2", "copies", "fit_digits"} <= head.keys():
+        return ""
+    copies = int(head["copies"]) - 1
+    also = f" and {copies} copies of them augmented as the data set trains" if copies else ""
+    return (
+        "HandNet (hand-built) has no gradient on any conv weight: its filters and rules are "
+        "written, and its head is a logistic regression on their frozen features of "
+        f"{int(head['fit_digits']):,} training digits{also}, with the L2 penalty "
+        f"{float(head['l2']):g} chosen on the validation digits."
+    )
 
 
 def stage_times(view: RunView) -> list[dict[str, Any]]:

@@ -27,7 +27,8 @@ def _build(mnist_dir: Path, out: Path, widths: tuple[int, ...] = (8, 16)):
 def test_build_step_saves_a_measured_hand_built_net(mnist_dir: Path, tmp_path: Path) -> None:
     outcome = _build(mnist_dir, tmp_path / "built", (4, 8, 6))
     assert outcome.checkpoint == tmp_path / "built" and outcome.widths == (4, 8, 6)
-    assert set(outcome.head) == {"train_accuracy"} and "hand-built on mnist" in outcome.message
+    assert set(outcome.head) == {"train_accuracy", "l2", "copies", "fit_digits"}
+    assert "hand-built on mnist" in outcome.message
     model, meta = load_checkpoint(outcome.checkpoint)
     assert isinstance(model, HandNet) and model.config.convs == (4, 8, 6)
     assert (meta.kind, meta.mode, meta.parent, meta.world_size) == (
@@ -41,6 +42,8 @@ def test_build_step_saves_a_measured_hand_built_net(mnist_dir: Path, tmp_path: P
     expected = evaluate(model, *load_checkpoint_data(meta, "test")).accuracy
     assert meta.metrics["accuracy"] == outcome.accuracy == pytest.approx(expected)
     assert meta.extra["head_fit"]["train_accuracy"] == outcome.head["train_accuracy"]
+    assert meta.extra["head_fit"]["l2"] == outcome.head["l2"]
+    assert meta.extra["head_fit"]["copies"] == outcome.head["copies"]
 
 
 def test_finetune_step_writes_checkpoints_and_drift(mnist_dir: Path, tmp_path: Path) -> None:

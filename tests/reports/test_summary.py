@@ -208,3 +208,18 @@ def test_handnet_channels_are_read_back_against_their_written_words(tiny_run: Pa
     page = html.unescape((tiny_run / "report" / "index.html").read_text())
     assert f"HandNet (hand-built): {agreeing} of 6 channels read as written" in page
     assert "A6. Hand-built channels read back" in page
+
+
+def test_the_overview_says_how_the_hand_built_head_was_fitted(tiny_run: Path) -> None:
+    import json
+
+    from reports.content import hand_built_note
+
+    summary = json.loads((tiny_run / "handnet-build" / "stage.json").read_text())["summary"]
+    head = summary["head"]
+    assert head["l2"] in (1e-3, 1e-4, 1e-2) and head["copies"] >= 1 and head["fit_digits"] > 0
+    note = hand_built_note(summary)
+    assert f"{head['fit_digits']:,} training digits" in note and f"{head['l2']:g}" in note
+    assert note in html.unescape((tiny_run / "report" / "index.html").read_text())
+    assert hand_built_note({}) == ""  # the stage did not run
+    assert hand_built_note({"head": {"train_accuracy": 1.0}}) == ""  # a run from before
