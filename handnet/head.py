@@ -186,16 +186,17 @@ def choose_l2(
     fit_digits: tuple[torch.Tensor, torch.Tensor],
     val_digits: tuple[torch.Tensor, torch.Tensor],
     dataset: str | None,
+    copies: int | None = None,
 ) -> PenaltyChoice:
-    """The penalty of :data:`HEAD_L2` whose head, fitted on ``fit_digits`` and their augmented
-    copies (:func:`head_copies`), classifies ``val_digits`` best (ties: the earlier), with that
-    fit; the first, unfitted, without validation digits. The conv layers stay frozen;
-    ``model``'s head is not changed."""
+    """The penalty of :data:`HEAD_L2` whose head, fitted on ``fit_digits`` and ``copies`` - 1
+    augmented copies of them (default :func:`head_copies`), classifies ``val_digits`` best
+    (ties: the earlier), with that fit; the first, unfitted, without validation digits. The
+    conv layers stay frozen; ``model``'s head is not changed."""
     if len(val_digits[1]) == 0 or len(HEAD_L2) == 1:
         return PenaltyChoice(HEAD_L2[0])
-    copies = head_copies(len(fit_digits[1]))
+    copies = head_copies(len(fit_digits[1])) if copies is None else copies
     with frozen_convs(model):
-        x, y = augmented_copies(*fit_digits, copies, dataset)
+        x, y = augmented_copies(*fit_digits, copies, dataset) if copies > 1 else fit_digits
         features = frozen_features(model, x)
         held_out = frozen_features(model, val_digits[0])
     labels = val_digits[1].to(held_out.device)

@@ -110,7 +110,7 @@ def build_handnet(
     if l2 is None:
         held_out = val if val is not None else (images[:0], labels[:0])
         choice = choose_l2(model, (images, labels), (held_out[0].to(device), held_out[1].to(device)),
-                           dataset)  # fmt: skip
+                           dataset, copies)  # fmt: skip
         l2 = choice.l2
         if choice.fit is not None and choice.features is not None:  # fitted on these digits
             set_head(model, choice.fit, choice.features)

@@ -112,6 +112,10 @@ def test_the_build_fits_its_head_on_augmented_copies_and_its_penalty_on_validati
     torch.testing.assert_close(head.weight, choice.fit.weight)  # the chosen fit is the head
     assert (net.logits(bars[30:]).argmax(1) == labels[30:]).float().mean() >= 0.9
     assert build_handnet((8, 16), 16, fit, 1e-2, val=val, dataset="mnist")[2] == 1e-2
+    plain, plain_head, plain_l2 = build_handnet((8, 16), 16, fit, val=val)  # no data set: no copies
+    alone = choose_l2(plain, fit, val, None, copies=1)
+    assert plain_l2 == alone.l2 and alone.features is not None and len(alone.features) == 30
+    assert alone.fit is not None and torch.equal(plain_head.weight, alone.fit.weight)
     assert choose_l2(net, fit, (bars[:0], labels[:0]), "mnist").l2 == HEAD_L2[0]  # none to judge
 
 
