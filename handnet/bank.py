@@ -57,49 +57,84 @@ def _t(inner: int, sign: int = 1, strength: float = 1.0, orientation: float | No
     return Term(inner, sign, strength, float(orientation), length, width, dx, dy)
 
 
-def _line_rules(bias: float) -> list[Rule]:
+def _line_rules(bias: float = 0.0, length: float = 2.0, words: str | None = None) -> list[Rule]:
+    """The four oriented lines, each reinforced along itself over ``length`` and suppressing
+    the line across it; described as such, or as its name followed by ``words``."""
     rules = []
     for o, j in _LINE.items():
         orth = _LINE[(o + 90) % 180]
-        rules.append(Rule(f"{_NAME[o]}, reinforced along itself, suppressing the "
-                          f"{_NAME[(o + 90) % 180]}",
-                          (_t(j, 1, 1.0, length=2.0), _t(orth, -1, 0.5, length=1.0, width=1.0)),
-                          bias))  # fmt: skip
+        text = (
+            f"{_NAME[o]}{words}"
+            if words is not None
+            else f"{_NAME[o]}, reinforced along itself, suppressing the {_NAME[(o + 90) % 180]}"
+        )
+        rules.append(Rule(text, (_t(j, 1, 1.0, length=length),
+                                 _t(orth, -1, 0.5, length=1.0, width=1.0)), bias))  # fmt: skip
     return rules
 
 
-def _corner_rules(bias: float) -> list[Rule]:
-    d = 1.5
-    corners = (("corner opening down-right (a horizontal line going right, a vertical one going down)",
-                d, -d), ("corner opening down-left (horizontal line going left, vertical going down)",
-                -d, -d), ("corner opening up-right (horizontal line going right, vertical going up)",
-                d, d), ("corner opening up-left (horizontal line going left, vertical going up)",
-                -d, d))  # fmt: skip
-    return [Rule(text, (_t(_H, dx=hx), _t(_V, dy=vy)), bias) for text, hx, vy in corners]
+_CORNER_WORDS = {
+    "down-right": "(a horizontal line going right, a vertical one going down)",
+    "down-left": "(horizontal line going left, vertical going down)",
+    "up-right": "(horizontal line going right, vertical going up)",
+    "up-left": "(horizontal line going left, vertical going up)",
+}
 
 
-def _side_rules(bias: float) -> list[Rule]:
-    sides = (("top side of a horizontal line, reinforced along it", _TOP, _BOTTOM, 0.0),
-             ("bottom side of a horizontal line, reinforced along it", _BOTTOM, _TOP, 0.0),
-             ("left side of a vertical line, reinforced along it", _LEFT, _RIGHT, 90.0),
-             ("right side of a vertical line, reinforced along it", _RIGHT, _LEFT, 90.0))  # fmt: skip
-    return [Rule(f"{text}, suppressing the opposite side",
-                 (_t(j, orientation=o, length=2.0), _t(k, -1, 0.5, orientation=o)), bias)
-            for text, j, k, o in sides]  # fmt: skip
+def _corner_rules(bias: float = 0.0, d: float = 1.5, length: float = 1.5,
+                  words: str | None = None) -> list[Rule]:  # fmt: skip
+    """The four corners: a horizontal and a vertical line, each ``d`` pixels out from the
+    centre; described by their arms, or as "corner opening ..." followed by ``words``."""
+    corners = (("down-right", d, -d), ("down-left", -d, -d), ("up-right", d, d), ("up-left", -d, d))
+    return [Rule(f"corner opening {name}{words}" if words is not None else
+                 f"corner opening {name} {_CORNER_WORDS[name]}",
+                 (_t(_H, dx=hx, length=length), _t(_V, dy=vy, length=length)), bias)
+            for name, hx, vy in corners]  # fmt: skip
 
 
-def _curve_rules(bias: float) -> list[Rule]:
-    d = 1.5
-    return [
-        Rule("curve opening down (top of a loop: / on the left, \\ on the right)",
-             (_t(_D45, dx=-d, dy=-0.5), _t(_D135, dx=d, dy=-0.5), _t(_H, 1, 0.5, dy=0.5)), bias),
-        Rule("curve opening up (bottom of a loop: \\ on the left, / on the right)",
-             (_t(_D135, dx=-d, dy=0.5), _t(_D45, dx=d, dy=0.5), _t(_H, 1, 0.5, dy=-0.5)), bias),
-        Rule("curve opening right (left of a loop: / above, \\ below)",
-             (_t(_D45, dx=-0.5, dy=d), _t(_D135, dx=-0.5, dy=-d), _t(_V, dx=-0.5)), bias),
-        Rule("curve opening left (right of a loop: \\ above, / below)",
-             (_t(_D135, dx=0.5, dy=d), _t(_D45, dx=0.5, dy=-d), _t(_V, dx=0.5)), bias),
-    ]  # fmt: skip
+# The sides of horizontal and vertical lines: (name, the side's channel, the opposite side's
+# channel, the line's orientation).
+_SIDES = (("top side of a horizontal line", _TOP, _BOTTOM, 0.0),
+          ("bottom side of a horizontal line", _BOTTOM, _TOP, 0.0),
+          ("left side of a vertical line", _LEFT, _RIGHT, 90.0),
+          ("right side of a vertical line", _RIGHT, _LEFT, 90.0))  # fmt: skip
+_SIDE_WORDS = ", reinforced along it, suppressing the opposite side"
+
+
+def _side_rules(
+    bias: float = 0.0,
+    sides: tuple[tuple[str, int, int, float], ...] = _SIDES,
+    length: float = 2.0,
+    words: str = _SIDE_WORDS,
+) -> list[Rule]:
+    """Each side reinforced along its line over ``length``, suppressing the opposite side."""
+    return [Rule(f"{name}{words}",
+                 (_t(j, orientation=o, length=length), _t(k, -1, 0.5, orientation=o)), bias)
+            for name, j, k, o in sides]  # fmt: skip
+
+
+_CURVE_WORDS = {
+    "down": "(top of a loop: / on the left, \\ on the right)",
+    "up": "(bottom of a loop: \\ on the left, / on the right)",
+    "right": "(left of a loop: / above, \\ below)",
+    "left": "(right of a loop: \\ above, / below)",
+}
+
+
+def _curve_rules(bias: float = 0.0, d: float = 1.5, o: float = 0.5,
+                 words: str | None = None) -> list[Rule]:  # fmt: skip
+    """The four curves: two diagonals ``d`` pixels either side of the centre, and the line
+    across them ``o`` pixels further in (``o`` out, for the diagonals); described by their
+    parts, or as "curve opening ..." followed by ``words``."""
+    terms = {
+        "down": (_t(_D45, dx=-d, dy=-o), _t(_D135, dx=d, dy=-o), _t(_H, 1, 0.5, dy=o)),
+        "up": (_t(_D135, dx=-d, dy=o), _t(_D45, dx=d, dy=o), _t(_H, 1, 0.5, dy=-o)),
+        "right": (_t(_D45, dx=-o, dy=d), _t(_D135, dx=-o, dy=-d), _t(_V, dx=-o)),
+        "left": (_t(_D135, dx=o, dy=d), _t(_D45, dx=o, dy=-d), _t(_V, dx=o)),
+    }
+    return [Rule(f"curve opening {name}{words}" if words is not None else
+                 f"curve opening {name} {_CURVE_WORDS[name]}", parts, bias)
+            for name, parts in terms.items()]  # fmt: skip
 
 
 RULE_GAIN = 4.0  # scales every rule so that conv2's pooled outputs are of order 1
@@ -167,9 +202,8 @@ def _suppressing_diagonals() -> tuple[Term, ...]:
 
 def _wide_extra_rules() -> list[Rule]:
     """The 32 rules :func:`wide_rules` adds (biases 0, before the gain)."""
-    rules = [Rule(f"{text}, reinforced along it, suppressing the opposite side",
-                  (_t(j, orientation=o, length=2.0), _t(k, -1, 0.5, orientation=o)))
-             for text, j, k, o, _ in _DIAGONAL_SIDES]  # fmt: skip
+    diagonal_sides = tuple((text, j, k, o) for text, j, k, o, _ in _DIAGONAL_SIDES)
+    rules = _side_rules(sides=diagonal_sides)
     near = {_H: (_L22, _L157), _D45: (_L22, _L67), _V: (_L67, _L112), _D135: (_L112, _L157)}
     angle = {_L22: 22.5, _L67: 67.5, _L112: 112.5, _L157: 157.5}
     for o, j in _LINE.items():
@@ -180,10 +214,7 @@ def _wide_extra_rules() -> list[Rule]:
             + (", suppressing the lines at 45 and 135 degrees" if square else ""),
             (_t(j, length=2.0), _t(a, 1, 0.5, o, length=2.0), _t(b, 1, 0.5, o, length=2.0))
             + (_suppressing_diagonals() if square else ())))  # fmt: skip
-    for o, j in _LINE.items():
-        orth = _LINE[(o + 90) % 180]
-        rules.append(Rule(f"{_NAME[o]}, over a long stretch",
-                          (_t(j, length=3.0), _t(orth, -1, 0.5, length=1.0, width=1.0))))  # fmt: skip
+    rules += _line_rules(length=3.0, words=", over a long stretch")
     rules += [
         Rule("horizontal line, thick (top side above, bottom side below), suppressing the lines "
              "at 45 and 135 degrees", (_t(_TOP, dy=0.7, length=2.0),
@@ -199,29 +230,9 @@ def _wide_extra_rules() -> list[Rule]:
              (_t(_UR135, 1, 1.0, 135, dx=0.5, dy=0.5, length=2.0),
               _t(_LL135, 1, 1.0, 135, dx=-0.5, dy=-0.5, length=2.0))),
     ]  # fmt: skip
-    d = 2.5
-    rules += [Rule(f"corner opening {name}, large", (_t(_H, dx=hx, length=2.0),
-                                                     _t(_V, dy=vy, length=2.0)))
-              for name, hx, vy in (("down-right", d, -d), ("down-left", -d, -d),
-                                   ("up-right", d, d), ("up-left", -d, d))]  # fmt: skip
-    rules += [
-        Rule("curve opening down, large", (_t(_D45, dx=-d, dy=-1.0), _t(_D135, dx=d, dy=-1.0),
-                                           _t(_H, 1, 0.5, dy=1.0))),
-        Rule("curve opening up, large", (_t(_D135, dx=-d, dy=1.0), _t(_D45, dx=d, dy=1.0),
-                                         _t(_H, 1, 0.5, dy=-1.0))),
-        Rule("curve opening right, large", (_t(_D45, dx=-1.0, dy=d), _t(_D135, dx=-1.0, dy=-d),
-                                            _t(_V, dx=-1.0))),
-        Rule("curve opening left, large", (_t(_D135, dx=1.0, dy=d), _t(_D45, dx=1.0, dy=-d),
-                                           _t(_V, dx=1.0))),
-    ]  # fmt: skip
-    sides = (("top side of a horizontal line", _TOP, _BOTTOM, 0.0),
-             ("bottom side of a horizontal line", _BOTTOM, _TOP, 0.0),
-             ("left side of a vertical line", _LEFT, _RIGHT, 90.0),
-             ("right side of a vertical line", _RIGHT, _LEFT, 90.0),
-             *((text, j, k, o) for text, j, k, o, _ in _DIAGONAL_SIDES))  # fmt: skip
-    rules += [Rule(f"{text}, over a long stretch",
-                   (_t(j, orientation=o, length=3.0), _t(k, -1, 0.5, orientation=o)))
-              for text, j, k, o in sides]  # fmt: skip
+    rules += _corner_rules(d=2.5, length=2.0, words=", large")
+    rules += _curve_rules(d=2.5, o=1.0, words=", large")
+    rules += _side_rules(sides=_SIDES + diagonal_sides, length=3.0, words=", over a long stretch")
     return rules
 
 

@@ -161,7 +161,10 @@ def augmented_copies(
     images: torch.Tensor, labels: torch.Tensor, copies: int, dataset: str | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The digits and ``copies - 1`` copies augmented as ``dataset`` trains (seeded, so always
-    the same): ``[copies * N, 1, 28, 28]`` and their labels."""
+    the same): ``[copies * N, 1, 28, 28]`` and their labels; the digits themselves for
+    ``copies`` of 1 or less."""
+    if copies <= 1:
+        return images, labels
     index = torch.arange(len(images), device=images.device)
     kind = augmentation_for(True, dataset)
     extra = [
@@ -196,7 +199,7 @@ def choose_l2(
         return PenaltyChoice(HEAD_L2[0])
     copies = head_copies(len(fit_digits[1])) if copies is None else copies
     with frozen_convs(model):
-        x, y = augmented_copies(*fit_digits, copies, dataset) if copies > 1 else fit_digits
+        x, y = augmented_copies(*fit_digits, copies, dataset)
         features = frozen_features(model, x)
         held_out = frozen_features(model, val_digits[0])
     labels = val_digits[1].to(held_out.device)
@@ -222,7 +225,7 @@ def fit_head(
     ``copies`` over 1, their augmented copies: :func:`augmented_copies`) with every conv layer
     frozen (:func:`frozen_convs`), and write it into fc4/fc5. Returns the fit."""
     with frozen_convs(model):
-        x, y = augmented_copies(images, labels, copies, dataset) if copies > 1 else (images, labels)
+        x, y = augmented_copies(images, labels, copies, dataset)
         features = frozen_features(model, x)
         fit = fit_logistic(features, y, model.fc5.out_features, l2)
         set_head(model, fit, features)
