@@ -2,12 +2,17 @@
 line (its time, ok or not), stopping at the first failure. Run by ``benchmarks/gpu_check.sh``,
 which prepares a machine that runs the suite from its source tree.
 
-Steps that do not depend on each other run side by side, in chains, and the default pipeline
-last, alone: each command is its own process, as a user runs it, and on a GPU machine a process
-spends most of a small step starting up (importing torch, opening CUDA). A chain's steps run in order; the first failure anywhere
-stops every chain, prints that step's output and exits 1.
+The default pipeline runs first, alone: its time is the figure the GPU check exists for, and a
+session's device time may end before the rest. Each of its stages is one more JSON line as soon as
+it finishes (``{"stage": ..., "seconds": ...}``, from the stage's own ``stage.json``), so a run cut
+off by a time limit still says where its time went. Then the steps that do not depend on each
+other run side by side, in chains: each command is its own process, as a user runs it, and on a
+GPU machine a process spends most of a small step starting up (importing torch, opening CUDA). A
+chain's steps run in order; the first failure anywhere stops every chain, prints that step's
+output and exits 1.
 
     python benchmarks/gpu_check.py [--device cuda] [--work /tmp/gpu-check] [--skip-default]
+        [--skip-commands]
 """
 
 from __future__ import annotations
@@ -77,6 +82,23 @@ class Runner:
         self.emit(record)
         return ok
 
+    def watch_stages(self, run_dir: Path, done: threading.Event) -> None:
+        """One line per stage of the pipeline in ``run_dir`` as its ``stage.json`` appears."""
+        seen: set[str] = set()
+        while True:
+            finished = done.wait(2.0)
+            for path in sorted(run_dir.glob("*/stage.json"), key=lambda p: p.stat().st_mtime):
+                if path.parent.name in seen:
+                    continue
+                try:
+                    seconds = json.loads(path.read_text()).get("seconds")
+                except (OSError, ValueError):
+                    continue  # being written: the next look reads it
+                seen.add(path.parent.name)
+                self.emit({"stage": path.parent.name, "seconds": seconds})
+            if finished:
+                return
+
     def run(self, chains: list[Chain]) -> bool:
         with ThreadPoolExecutor(max_workers=len(chains)) as pool:
             list(pool.map(self.chain, chains))
@@ -139,6 +161,7 @@ def main() -> None:
         "--work", default="/tmp/gpu-check", help="scratch folder (default /tmp/gpu-check)"
     )
     p.add_argument("--skip-default", action="store_true", help="leave out the default reports run")
+    p.add_argument("--skip-commands", action="store_true", help="only the default reports run")
     p.add_argument("--timeout", type=float, default=600, help="seconds per step (default 600)")
     args = p.parse_args()
     import torch
@@ -154,11 +177,20 @@ def main() -> None:
     Path(args.work).mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     work, dev = Path(args.work), ["--device", args.device]
-    if not runner.run(chains(work, dev)):
-        raise SystemExit(1)
     # The default pipeline runs alone: beside the others it took twice as long on the GPU machine.
     default = ["-m", "reports", "run", "--name", "default", "--runs-root", str(work / "runs"), *dev, "--quiet"]  # fmt: skip
-    if not args.skip_default and not runner.run([[("reports run (default settings)", default)]]):
+    if not args.skip_default:
+        done = threading.Event()
+        watcher = threading.Thread(
+            target=runner.watch_stages, args=(work / "runs" / "default", done)
+        )
+        watcher.start()
+        ok = runner.run([[("reports run (default settings)", default)]])
+        done.set()
+        watcher.join()
+        if not ok:
+            raise SystemExit(1)
+    if not args.skip_commands and not runner.run(chains(work, dev)):
         raise SystemExit(1)
     runner.emit({"step": "all", "ok": True, "seconds": round(time.perf_counter() - t0, 2)})
 
