@@ -89,19 +89,22 @@ class Runner:
         return ok
 
     def watch_stages(self, run_dir: Path, done: threading.Event) -> None:
-        """One line per stage of the pipeline in ``run_dir`` as its ``stage.json`` appears."""
+        """One line per stage of the pipeline in ``run_dir`` as its ``stage.json`` appears (a
+        stage reused from an earlier run in the same folder keeps its old file: not shown)."""
         seen: set[str] = set()
+        since = time.time()
         while True:
             finished = done.wait(2.0)
             for path in sorted(run_dir.glob("*/stage.json"), key=lambda p: p.stat().st_mtime):
-                if path.parent.name in seen:
+                if path.parent.name in seen or path.stat().st_mtime < since:
                     continue
                 try:
-                    seconds = json.loads(path.read_text()).get("seconds")
+                    record = json.loads(path.read_text())
                 except (OSError, ValueError):
                     continue  # being written: the next look reads it
                 seen.add(path.parent.name)
-                self.emit({"stage": path.parent.name, "seconds": seconds})
+                self.emit({"stage": path.parent.name, "seconds": record.get("seconds"),
+                           **({"unavailable": record["unavailable"]} if "unavailable" in record else {})})  # fmt: skip
             if finished:
                 return
 
