@@ -32,9 +32,16 @@ ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--epochs", "1", "--widths", "8,16", "--fc4", "32", "--prune-iterations", "1",
          "--prune-targets", "4,8", "--finetune-epochs", "1", "--superstimulus-steps", "16"]  # fmt: skip
 Step = tuple[str, list[str]]
-#: The most steps :func:`chains` runs at once (four chains, one of which forks in two).
-SIDE_BY_SIDE = 5
 Chain = list  # of Step, or of a list of chains that then run side by side
+
+
+def side_by_side(chains: list[Chain]) -> int:
+    """The most steps ``chains`` run at once: each chain at its widest item (a step, or chains
+    that themselves run side by side)."""
+    return sum(
+        max(1 if isinstance(item, tuple) else side_by_side(item) for item in chain)
+        for chain in chains
+    )
 
 
 class Runner:
@@ -91,16 +98,17 @@ class Runner:
     def watch_stages(self, run_dir: Path, done: threading.Event) -> None:
         """One line per stage of the pipeline in ``run_dir`` as its ``stage.json`` appears (a
         stage reused from an earlier run in the same folder keeps its old file: not shown)."""
-        seen: set[str] = set()
         since = time.time()
+        from reports.pipeline import STAGE_FILE, read_record  # imports torch: not at start-up
+
+        seen: set[str] = set()
         while True:
             finished = done.wait(2.0)
-            for path in sorted(run_dir.glob("*/stage.json"), key=lambda p: p.stat().st_mtime):
+            for path in sorted(run_dir.glob(f"*/{STAGE_FILE}"), key=lambda p: p.stat().st_mtime):
                 if path.parent.name in seen or path.stat().st_mtime < since:
                     continue
-                try:
-                    record = json.loads(path.read_text())
-                except (OSError, ValueError):
+                record = read_record(path.parent, finished=False)
+                if record is None:
                     continue  # being written: the next look reads it
                 seen.add(path.parent.name)
                 self.emit({"stage": path.parent.name, "seconds": record.get("seconds"),
@@ -199,10 +207,11 @@ def main() -> None:
         watcher.join()
         if not ok:
             raise SystemExit(1)
-    # At most SIDE_BY_SIDE steps run at once: each gets its share of the cores (every one of
-    # them taking all 16 cores of the GPU machine, its small steps took 13 to 29 s each).
-    runner.threads = max(1, (os.cpu_count() or 1) // SIDE_BY_SIDE)
-    if not args.skip_commands and not runner.run(chains(work, dev)):
+    # Each step running beside others gets its share of the cores (every one of them taking
+    # all 16 cores of the GPU machine, its small steps took 13 to 29 s each).
+    commands = chains(work, dev)
+    runner.threads = max(1, (os.cpu_count() or 1) // side_by_side(commands))
+    if not args.skip_commands and not runner.run(commands):
         raise SystemExit(1)
     runner.emit({"step": "all", "ok": True, "seconds": round(time.perf_counter() - t0, 2)})
 
