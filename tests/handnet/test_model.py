@@ -105,6 +105,9 @@ def test_the_build_fits_its_head_on_augmented_copies_and_its_penalty_on_validati
     assert x.shape == (120, 1, 28, 28) and torch.equal(y, labels.repeat(3))
     assert torch.equal(x[:40], bars) and not torch.equal(x[40:80], bars)  # copies are moved
     assert torch.equal(x, augmented_copies(bars, labels, 3, "mnist")[0])  # and seeded
+    assert torch.equal(x, augmented_copies(bars, labels, 3, "mnist", 0)[0])  # by seed 0
+    other = augmented_copies(bars, labels, 3, "mnist", 1)[0]
+    assert torch.equal(other[:40], bars) and not torch.equal(other[40:], x[40:])  # another draw
     assert augmented_copies(bars, labels, 1, "mnist")[0] is bars  # one copy: the digits alone
     fit, val = (bars[:30], labels[:30]), (bars[30:], labels[30:])
     net, head, l2 = build_handnet((8, 16), 16, fit, val=val, dataset="mnist")
