@@ -227,7 +227,7 @@ def main() -> None:
         "runs/bench-prune/seed{seed}/final (written by bench_prune)",
     )  # fmt: skip
     args = p.parse_args()
-    if args.anchor:  # convex fits: the thread count changes nothing but the time
+    if args.anchor:  # all threads: convex fits, which the thread count moves only by rounding
         anchor_main([parse_widths(w) for w in args.widths or ["8,16"]],
                     [int(s) for s in args.head_seeds.split(",")])  # fmt: skip
         return
