@@ -122,10 +122,13 @@ def readout(
     augmented copies (:func:`handnet.head.augmented_copies`, as HandNet's build fits its head)
     for every L2 of :data:`handnet.head.HEAD_L2`, keep the one best on the validation digits
     (the earlier on a tie, as the build does) and report its accuracies and its per-digit test
-    outcomes (``right``, ``[N]`` bool). ``seed`` draws the augmented copies (the build's is 0)."""
+    outcomes (``right``, ``[N]`` bool). ``val`` and ``test`` are ``(features, labels)``, their
+    features computed once for every draw; ``seed`` draws the augmented copies (the build's
+    is 0)."""
     x, y = augmented_copies(*train, head_copies(len(train[1])), "mnist-5k", seed)
     with torch.no_grad():
-        f_train, f_val, f_test = (features(images) for images in (x, val[0], test[0]))
+        f_train = features(x)
+    f_val, f_test = val[0], test[0]
     by_l2 = {}
     for l2 in HEAD_L2:
         fit = fit_logistic(f_train, y, 10, l2)
@@ -153,10 +156,12 @@ def anchor_main(widths_list: list[tuple[int, ...]], head_seeds: list[int]) -> No
     train, val = split_validation(*full, "mnist-5k")
 
     def measured(features: Callable[[torch.Tensor], torch.Tensor]) -> tuple[dict, dict]:
+        with torch.no_grad():
+            val_f, test_f = ((features(images), labels) for images, labels in (val, test))
         runs = {}
         for seed in head_seeds:
             print(f" head seed {seed}", file=sys.stderr, flush=True)
-            runs[seed] = readout(features, train, val, test, seed)
+            runs[seed] = readout(features, train, val_f, test_f, seed)
         figures = {k: v for k, v in runs[head_seeds[0]].items() if k != "right"}
         figures["head_seed"] = head_seeds[0]
         figures["by_head_seed"] = {
