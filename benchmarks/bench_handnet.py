@@ -8,7 +8,7 @@
   and after constrained fine-tuning; drift of the freed filters (Gabor R^2, descriptions).
 
     python -m benchmarks.bench_handnet [--seeds 0,1,2] [--epochs 40] [--quick] [--widths 8,16]
-        [--reference runs/bench-prune/seed{seed}/final]
+        [--modes constrained,free] [--reference runs/bench-prune/seed{seed}/final]
 
 ``--widths 8,16,16`` builds HandNet with a conv3 of carry rules (for a pruned net that kept conv3).
 
@@ -227,6 +227,10 @@ def main() -> None:
         "uses 0)",
     )  # fmt: skip
     p.add_argument(
+        "--modes", default="constrained,free",
+        help="the fine-tuning modes to run, e.g. constrained (default both)",
+    )  # fmt: skip
+    p.add_argument(
         "--reference", default=None,
         help="pruned SimpleConvNet checkpoint to beat; {seed} is replaced by the seed, e.g. "
         "runs/bench-prune/seed{seed}/final (written by bench_prune)",
@@ -249,11 +253,12 @@ def main() -> None:
                      "hand_built": {"test_accuracy": hand, "train_accuracy": head.train_accuracy,
                                     "note": "convex head fit: identical for every seed"},
                      "agreement_hand_built": description_agreement(built)}  # fmt: skip
-    runs: dict[str, list] = {"constrained": [], "free": [], "reference": []}
+    modes = [m for m in ("constrained", "free") if m in args.modes.split(",")]
+    runs: dict[str, list] = {**{m: [] for m in modes}, "reference": []}
     counts: dict[str, int] = {}
     for seed in seeds:
         config = TrainConfig(epochs=epochs, seed=seed, snapshot_every=0)
-        for mode in ("constrained", "free"):
+        for mode in modes:
             result = finetune(copy.deepcopy(built), train, test, mode, config, val=val, quiet=True)
             runs[mode].append(result.train.final.accuracy)
             counts[mode] = result.trainable
