@@ -253,7 +253,12 @@ def main() -> None:
                      "hand_built": {"test_accuracy": hand, "train_accuracy": head.train_accuracy,
                                     "note": "convex head fit: identical for every seed"},
                      "agreement_hand_built": description_agreement(built)}  # fmt: skip
-    modes = [m for m in ("constrained", "free") if m in args.modes.split(",")]
+    asked = args.modes.split(",")
+    if not asked or any(m not in ("constrained", "free") for m in asked):
+        print(f"bench_handnet: error: --modes takes constrained, free or both, comma-separated "
+              f"(got {args.modes!r})", file=sys.stderr)  # fmt: skip
+        raise SystemExit(2)
+    modes = [m for m in ("constrained", "free") if m in asked]
     runs: dict[str, list] = {**{m: [] for m in modes}, "reference": []}
     counts: dict[str, int] = {}
     for seed in seeds:

@@ -131,3 +131,12 @@ def test_force_overwrites_a_fine_tune_and_build(world, tmp_path, capsys) -> None
     assert run_cli(_main, [*argv, "--force"]) == 0
     out_text, err = capsys.readouterr()
     assert "hand-built" in out_text and err == ""  # --quiet: nothing on stderr
+
+
+@pytest.mark.parametrize("modes", ["constrain", ","])
+def test_bench_handnet_refuses_unknown_modes(modes) -> None:
+    """``bench_handnet --modes`` names only constrained and free: anything else is one line and
+    exit code 2 before any data is read (a typo would otherwise run no fine-tuning at all)."""
+    from tests.cli_helpers import assert_one_line_error, run_module
+
+    assert_one_line_error(run_module("benchmarks.bench_handnet", "--modes", modes), "--modes")
