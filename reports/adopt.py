@@ -45,9 +45,9 @@ ROLES: tuple[Role, ...] = (
          "simpleconvnet prune runs/scn/last --out runs/scn-pruned"),
     Role("handnet", "handnet-build", "HandNet", ("hand-built",), ".",
          "handnet build --out runs/hand"),
-    Role("constrained", "handnet-constrained", "HandNet", ("constrained",), "best",
+    Role("constrained", "handnet-constrained", "HandNet", ("constrained",), "last",
          "handnet finetune runs/hand --mode constrained --out runs/hand-constrained"),
-    Role("free", "handnet-free", "HandNet", ("free",), "best",
+    Role("free", "handnet-free", "HandNet", ("free",), "last",
          "handnet finetune runs/hand --mode free --out runs/hand-free"),
 )  # fmt: skip
 

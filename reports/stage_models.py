@@ -105,11 +105,14 @@ def run_handnet_finetune(ctx: StageContext, mode: str) -> dict[str, Any]:
     )
     step = FinetuneStep(checkpoint_of(ctx, "handnet-build"), mode, training, data_dir=c.data_dir)
     out = finetune_step(step, ctx.out, ctx.device, ctx.quiet)
-    # The epoch chosen on the validation digits (last/ is only the schedule's end)
+    # The schedule's last epoch, as for training: choosing the best epoch on one half of the
+    # validation digits and scoring it on the other gave 97.30 % against the last epoch's
+    # 97.60 % over the default run's six fine-tunings (seeds 0-2), the last epoch as good or
+    # better in 10 of 12 comparisons; best/ stays on disk with its epoch in the summary
     return {
-        "checkpoint": f"{ctx.out.name}/best",
-        "accuracy": out.best_accuracy,
-        "last_accuracy": out.accuracy,
+        "checkpoint": f"{ctx.out.name}/last",
+        "accuracy": out.accuracy,
+        "best_accuracy": out.best_accuracy,
         "trainable_parameters": out.trainable_parameters,
         "train_seconds": out.seconds,
         "epochs_run": out.epochs_run,
