@@ -29,7 +29,7 @@ if str(ROOT) not in sys.path:
 from benchmarks.common import emit  # noqa: E402
 from dissect.infra.checkpoints import load_checkpoint, load_checkpoint_data  # noqa: E402
 from dissect.infra.datasets import split_validation  # noqa: E402
-from handnet.finetune import FINETUNE_LR, finetune, freed_copy  # noqa: E402
+from handnet.finetune import FINETUNE_LR, MODES, finetune, freed_copy  # noqa: E402
 from handnet.model import HandNet  # noqa: E402
 from simpleconvnet.train import TrainConfig  # noqa: E402
 
@@ -82,7 +82,7 @@ def main() -> None:
         print(f"bench_finetune_epoch: error: {missing[0]} has no handnet-build/model: run "
               f"`reports run` for it first", file=sys.stderr)  # fmt: skip
         raise SystemExit(2)
-    rows = [one(r, mode) for r in runs for mode in ("constrained", "free")]
+    rows = [one(r, mode) for r in runs for mode in MODES]
     best = [w["best_scored"] for r in rows for w in r["halves"]]
     last = [w["last_scored"] for r in rows for w in r["halves"]]
     emit({"rows": rows, "comparisons": len(best),

@@ -39,7 +39,7 @@ import torch
 
 from benchmarks.common import emit, mean_spread
 from dissect.infra.datasets import load_split, split_validation
-from handnet.finetune import filter_drift, finetune, trainable_parameters
+from handnet.finetune import MODES, filter_drift, finetune, trainable_parameters
 from handnet.head import (
     HEAD_L2,
     augmented_copies,
@@ -236,6 +236,12 @@ def main() -> None:
         "runs/bench-prune/seed{seed}/final (written by bench_prune)",
     )  # fmt: skip
     args = p.parse_args()
+    asked = args.modes.split(",")
+    if any(m not in MODES for m in asked):
+        print(f"bench_handnet: error: --modes takes {' or '.join(MODES)} or both, comma-separated "
+              f"(got {args.modes!r})", file=sys.stderr)  # fmt: skip
+        raise SystemExit(2)
+    modes = [m for m in MODES if m in asked]
     if args.anchor:  # all threads: convex fits, which the thread count moves only by rounding
         anchor_main([parse_widths(w) for w in args.widths or ["8,16"]],
                     [int(s) for s in args.head_seeds.split(",")])  # fmt: skip
@@ -253,12 +259,6 @@ def main() -> None:
                      "hand_built": {"test_accuracy": hand, "train_accuracy": head.train_accuracy,
                                     "note": "convex head fit: identical for every seed"},
                      "agreement_hand_built": description_agreement(built)}  # fmt: skip
-    asked = args.modes.split(",")
-    if not asked or any(m not in ("constrained", "free") for m in asked):
-        print(f"bench_handnet: error: --modes takes constrained, free or both, comma-separated "
-              f"(got {args.modes!r})", file=sys.stderr)  # fmt: skip
-        raise SystemExit(2)
-    modes = [m for m in ("constrained", "free") if m in asked]
     runs: dict[str, list] = {**{m: [] for m in modes}, "reference": []}
     counts: dict[str, int] = {}
     for seed in seeds:
