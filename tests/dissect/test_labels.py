@@ -4,7 +4,7 @@ import torch
 
 from dissect.gabor import gabor_kernel
 from dissect.infra.errors import AuditError
-from dissect.labels import describe_layer, probe_responses, probes_for
+from dissect.labels import claimed_class, describe_layer, probe_responses, probes_for
 from dissect.probes import LINE_NAMES, make_probes
 from simpleconvnet.model import SimpleConvNet, SimpleConvNetConfig
 
@@ -81,3 +81,38 @@ def test_in_between_strokes_are_anti_aliased_and_main_ones_crisp() -> None:
     grey = (shallow > 0) & (shallow < 1)
     assert int(grey.sum()) > 0
     assert set(vertical.unique().tolist()) == {0.0, 1.0}
+
+
+def _tuning(values: dict[str, float]) -> tuple[torch.Tensor, list[str]]:
+    """Responses over conv1's probe classes: the named ones as given, every other class 0.05."""
+    names = list(dict.fromkeys(probes_for(_net_with_conv1([np.zeros((5, 5))]), "conv1").classes))
+    return torch.tensor([values.get(n, 0.05) for n in names]), names
+
+
+def test_a_lopsided_tuning_is_named_by_the_class_whose_claim_covers_it() -> None:
+    # best at 135 degrees, but falling slowly towards 180 and steeply towards 90: the lobe
+    # within one step of 157.5 (135, 157.5, 0) carries more than the one around 135
+    r, names = _tuning({LINE_NAMES[135]: 1.0, LINE_NAMES[157.5]: 0.9, LINE_NAMES[0]: 0.77,
+                        LINE_NAMES[112.5]: 0.3})  # fmt: skip
+    best = names.index(LINE_NAMES[135])
+    assert names[claimed_class(r, names, best)] == LINE_NAMES[157.5]
+
+
+def test_a_symmetric_tuning_keeps_its_best_class() -> None:
+    r, names = _tuning({LINE_NAMES[135]: 1.0, LINE_NAMES[157.5]: 0.9, LINE_NAMES[112.5]: 0.9,
+                        LINE_NAMES[0]: 0.6, LINE_NAMES[90]: 0.6})  # fmt: skip
+    best = names.index(LINE_NAMES[135])
+    assert claimed_class(r, names, best) == best
+
+
+def test_edge_tunings_are_windowed_over_the_side_the_interior_lies_on() -> None:
+    # the upper-right side of a \\ line (interior towards 225 degrees) and, one step round,
+    # the upper side of a 157.5-degree line (towards 247.5) and the top side of a horizontal
+    # line (towards 270); the opposite sides (45, 67.5 degrees) do not count for it
+    up_right, upper, top = "upper-right side of a \\ line", "upper side of a line at 157.5 degrees", "top side of a horizontal line"  # fmt: skip
+    r, names = _tuning({up_right: 1.0, upper: 0.9, top: 0.8,
+                        "lower-left side of a \\ line": 0.95, "lower side of a line at 157.5 degrees": 0.95})  # fmt: skip
+    assert names[claimed_class(r, names, names.index(up_right))] == upper
+    table_net = _net_with_conv1([gabor_kernel(5, 135, 6.0, 90.0, 1.2, 0.5)])
+    (row,) = describe_layer(table_net, "conv1").itertuples()
+    assert "side of a \\ line" in str(row.description)  # a symmetric edge filter keeps its class
