@@ -90,6 +90,39 @@ def test_conv1_and_conv2_compile_into_rules_and_a_refitted_head() -> None:
     assert compiled(x).shape == (40, 10) and torch.isfinite(compiled(x)).all()
 
 
+def test_rules_of_single_terms_in_the_words_profile_compile_to_themselves() -> None:
+    # each conv2 rule: two terms over differently oriented inner channels, each the words'
+    # profile along its inner channel's orientation, off centre by whole and half pixels
+    from dissect.labels import describe_model
+    from handnet.compile import TERM_LENGTH, TERM_WIDTH
+    from handnet.layers import Rule, Term
+
+    angle = {w: 0.0 if "horizontal" in w else 90.0 if "vertical" in w else 45.0 if "45" in w else 135.0
+             for w in _WORDS}  # fmt: skip
+    base = _analytic(5)
+    rules = []
+    for o in range(16):
+        j, k = o % 8, (o + 3) % 8
+        rules.append(Rule(f"rule {o}", (
+            Term(j, 1, 1.0 + o / 16, angle[_WORDS[j]], TERM_LENGTH, TERM_WIDTH, 0.5 * (o % 3) - 0.5, 1.0 - 0.5 * (o % 5)),
+            Term(k, -1 if o % 2 else 1, 0.8, angle[_WORDS[k]], TERM_LENGTH, TERM_WIDTH, -1.0 + 0.5 * (o % 4), 0.0),
+        ), -0.1))  # fmt: skip
+    original = HandNet(replace(base.config, conv2=tuple(rules))).eval()
+    words = describe_model(original)
+    words.loc[words["layer"] == "conv2", "confident"] = True  # every rule described
+    g = torch.Generator().manual_seed(6)
+    x, y = torch.rand(40, 1, 28, 28, generator=g), torch.arange(40) % 10
+    compiled = compile_explanation(original, x, y, descriptions=words, refit_head=False, reference=20)  # fmt: skip
+    for written, found in zip(rules, compiled.config.conv2, strict=True):
+        assert [(t.inner, t.sign, t.dx, t.dy) for t in found.terms] == sorted(
+            (t.inner, t.sign, t.dx, t.dy) for t in written.terms
+        )
+        for t, u in zip(found.terms, sorted(written.terms, key=lambda t: t.inner), strict=True):
+            assert t.strength == pytest.approx(u.strength, rel=1e-4)
+    with torch.no_grad():
+        assert torch.allclose(_weight(compiled, "conv2"), _weight(original, "conv2"), atol=1e-5)
+
+
 def test_the_readout_penalty_is_chosen_on_the_validation_digits() -> None:
     from tests.dissect.foreign_nets import tiny_data
 
