@@ -16,6 +16,7 @@ from torch import nn
 
 from dissect.infra import distributed as dist
 from dissect.specimen import ConvLike, Specimen, specimen_of
+from dissect.terms import row_term, term_words
 
 __all__ = [
     "contributions",
@@ -194,8 +195,10 @@ def contribution_table(
     sum c_j (of a_j summed over positions), and the role: ``reinforces`` (a_j correlates with x_j),
     ``negates`` (a_j anti-correlates with x_j), ``weak`` (a small share of the magnitude
     sum_j |a_j| whose removal barely moves the channel's output, :func:`weak_rows`; on the
-    data set when given), ``other``. A last row
-    holds the bias; the table's total equals y summed over positions.
+    data set when given), ``other``; and the row's weights as one oriented term over x_j
+    (:func:`dissect.terms.row_term`: signed strength at its place, right and up, in the profile
+    x_j's description gives). A last row holds the bias; the table's total equals y summed over
+    positions.
     """
     specimen = specimen_of(model)
     x, a, bias, y = layer_contributions(specimen, layer, image, out_channel)
@@ -226,10 +229,11 @@ def contribution_table(
             "share_data": float(data_share[j]) if data_share is not None else float("nan"),
             "corr_a_x": float(with_x[j]), "corr_a_y": float(with_y[j]),
             "c_j": float(per[: j + 1].sum()), "role": role,
+            "term": term_words(row_term(w[j], inner_descriptions[reads[j]] if inner_descriptions else None)),
         })  # fmt: skip
     n_pos = y[0].numel()
     rows.append({"j": "bias", "x_j": "bias", "a_j": float(bias) * n_pos, "c_j": float(per.sum() + float(bias) * n_pos),
-                 "role": ""})  # fmt: skip
+                 "role": "", "term": ""})  # fmt: skip
     table = pd.DataFrame(rows)
     table.attrs.update(layer=layer, channel=out_channel + 1, y_sum=float(y.sum()))
     return table

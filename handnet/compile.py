@@ -11,7 +11,8 @@ descriptions and contribution tables), build a HandNet where
   its contribution table and the words of the layer below: one term per row that the table
   does not call weak, over a described inner channel, its profile the fixed oriented Gaussian
   (:data:`TERM_LENGTH`, :data:`TERM_WIDTH`) along the inner channel's orientation (round where
-  the words name none); the row's weights summarised as that one profile (:func:`row_term`):
+  the words name none); the row's weights summarised as that one profile
+  (:func:`dissect.terms.row_term`, shown in the table's ``term`` column):
   its sign (reinforces or negates), its place (to within half a pixel) and its strength are
   those of the profile that fits the row's weights best by least squares. The rule's bias
   makes it as often active on the reference digits as the original channel; undescribed
@@ -52,9 +53,10 @@ from dissect.infra.errors import AuditError
 from dissect.labels import describe_model
 from dissect.probes import EDGE_SIDES, LINE_NAMES
 from dissect.specimen import specimen_of
+from dissect.terms import TERM_LENGTH, TERM_ROUND, TERM_WIDTH, row_term
 from handnet.filters import GaborSpec, edge_detector_spec, line_detector_spec, spec_kernel
 from handnet.head import HEAD_COPIES, HEAD_L2, choose_l2, fit_head, head_copies
-from handnet.layers import Rule, RuleConv2d, Term, spatial_profile
+from handnet.layers import Rule, RuleConv2d, Term
 from handnet.model import HandNet, HandNetConfig
 from simpleconvnet.model import SimpleConvNet
 
@@ -63,7 +65,6 @@ __all__ = [
     "gabor_fit_specs",
     "compile_explanation",
     "refit_readout",
-    "row_term",
     "SILENT",
     "LINE_WIDTH",
     "EDGE_WIDTH",
@@ -81,20 +82,11 @@ SILENT = GaborSpec(gain=0.0)  # a channel the words do not describe: no output a
 # whose two lobes span the 5x5 kernel (wavelength 6), as first layers learn them (at width 2
 # its lobes are single columns 2 px apart). Chosen on the validation digits of the default run.
 LINE_WIDTH, EDGE_WIDTH = 2.0, 3.0
-# A rule term's profile: standard deviations (pooled pixels) along and across the inner
-# channel's orientation (the :class:`~handnet.layers.Term` defaults); over an inner channel whose
-# words name no orientation (a deeper layer's corner or curve), round, of the same area.
-TERM_LENGTH, TERM_WIDTH = 1.5, 0.7
-TERM_ROUND = (TERM_LENGTH * TERM_WIDTH) ** 0.5
-
 _LINES = {name: float(angle) for angle, name in LINE_NAMES.items()}
 # "left side of a vertical line": the bright interior lies towards 0 degrees, the side at 180
 _SIDES = {
     name: float(towards + 180) % 360 for sides in EDGE_SIDES.values() for name, towards in sides
 }
-_ORIENTATION = {
-    name: float(angle) for angle, sides in EDGE_SIDES.items() for name, _ in sides
-} | _LINES
 
 
 def _conv(model: SimpleConvNet, name: str) -> nn.Conv2d:
@@ -149,32 +141,6 @@ def _conv1(model: SimpleConvNet, table: pd.DataFrame) -> tuple[GaborSpec, ...]:
     return tuple(specs)
 
 
-def row_term(
-    weight: torch.Tensor, inner: int, orientation: float, length: float, width: float
-) -> Term | None:
-    """One row's weights ``[k, k]`` (outer channel, inner channel ``inner``) summarised as one
-    term of the given profile: of the profiles centred at every half-pixel place within the
-    kernel, the one whose least-squares multiple fits the weights best, that multiple's sign
-    and size its sign and strength. None for a row of zeros."""
-    k = weight.shape[-1]
-    steps = [i / 2 for i in range(-(k - 1), k)]  # half pixels, edge to edge
-    places = [(dx, dy) for dx in steps for dy in steps]
-    n = len(places)
-
-    def full(v: float) -> torch.Tensor:
-        return torch.full((n,), v, dtype=torch.float64)
-
-    dx, dy = (torch.tensor(v, dtype=torch.float64) for v in zip(*places, strict=True))
-    profiles = spatial_profile(k, full(orientation), full(length), full(width), dx, dy).flatten(1)
-    w = weight.detach().double().cpu().flatten()
-    coef = profiles @ w / (profiles * profiles).sum(1)
-    best = int(((w[None] - coef[:, None] * profiles) ** 2).sum(1).argmin())
-    if float(coef[best]) == 0.0:
-        return None
-    return Term(inner, 1 if float(coef[best]) > 0 else -1, abs(float(coef[best])), orientation,
-                length, width, *places[best])  # fmt: skip
-
-
 @torch.no_grad()
 def _rules(
     model: SimpleConvNet,
@@ -189,9 +155,10 @@ def _rules(
     ``outer``: the descriptions of the layer below and of ``layer``; ``data``: the reference
     digits, on which the tables call rows weak and the rules' biases are set.
 
-    Each row the table does not call weak, over a described inner channel, becomes one term
-    (:func:`row_term`) of the profile the inner channel's words give: along the orientation
-    they name, or round (:data:`TERM_ROUND`) where they name none (a corner, a curve)."""
+    Each row the table does not call weak, over a described inner channel, becomes its term
+    (:func:`dissect.terms.row_term`, the table's ``term`` column): the profile the inner
+    channel's words give, along the orientation they name or round where they name none (a
+    corner, a curve), at the sign, place and strength that fit the row's weights best."""
     words = {int(r.channel) - 1: str(r.description) for r in inner.itertuples() if r.confident}
     weight = _conv(model, layer).weight.detach()
     y_original = specimen_of(model).run(data, {layer})[layer]
@@ -207,11 +174,9 @@ def _rules(
             j = int(r.j) - 1
             if r.role == "weak" or j not in words:
                 continue
-            orientation = _ORIENTATION.get(words[j])
-            length, width = (TERM_LENGTH, TERM_WIDTH) if orientation is not None else (TERM_ROUND, TERM_ROUND)  # fmt: skip
-            term = row_term(weight[o, j], j, orientation or 0.0, length, width)
-            if term is not None:
-                terms.append(term)
+            t = row_term(weight[o, j], words[j])
+            if t is not None:
+                terms.append(Term(j, t.sign, abs(t.strength), t.orientation, t.length, t.width, t.dx, t.dy))  # fmt: skip
         rules.append(Rule(str(row.description), tuple(terms), 0.0))
     return _as_often_active(rules, compiled, y_original, x_hand)
 

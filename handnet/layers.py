@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dissect.gabor import along_across, centred_grid, gabor_kernel
+from dissect.gabor import gabor_kernel
+from dissect.terms import spatial_profile
 from handnet.filters import GaborSpec, describe_gabor
 
 __all__ = ["GaborConv2d", "RuleConv2d", "Rule", "Term", "spatial_profile"]
@@ -116,26 +117,6 @@ class Rule:
     description: str
     terms: tuple[Term, ...]
     bias: float = 0.0
-
-
-def spatial_profile(
-    size: int,
-    orientation_deg: torch.Tensor,
-    length: torch.Tensor,
-    width: torch.Tensor,
-    dx: torch.Tensor,
-    dy: torch.Tensor,
-) -> torch.Tensor:
-    """Oriented Gaussians ``[K, size, size]`` (each summing to 1) for parameters of shape ``[K]``."""
-    x, y = (
-        torch.as_tensor(v, dtype=length.dtype, device=length.device) for v in centred_grid(size)
-    )
-    along, across = along_across(
-        x - dx[:, None, None], y - dy[:, None, None], orientation_deg[:, None, None]
-    )
-    g = torch.exp(-0.5 * ((along / length[:, None, None]) ** 2
-                          + (across / width[:, None, None]) ** 2))  # fmt: skip
-    return g / g.sum(dim=(-2, -1), keepdim=True)
 
 
 class RuleConv2d(nn.Module):
