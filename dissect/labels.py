@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from dissect.activations import layer_activation
-from dissect.probes import EDGE_SIDES, FINE, ORIENTATION_OF, ProbeSet, make_probes
+from dissect.probes import FINE, INTERIOR_OF, ORIENTATION_OF, ProbeSet, make_probes
 from dissect.specimen import Specimen, specimen_of
 
 __all__ = [
@@ -74,16 +74,14 @@ def probes_for(model: nn.Module | Specimen, layer: str, probes: ProbeSet | None 
     )
 
 
-# the direction (degrees, period 360) from an edge class's line towards its bright interior; a
-# line class is its orientation (period 180)
-_TOWARDS = {name: float(towards) % 360 for sides in EDGE_SIDES.values() for name, towards in sides}
 _STEP = 22.5
 
 
 def _angle(name: str) -> tuple[str, float, float]:
-    """``(kind, angle, period)`` of a line or edge class."""
-    if name in _TOWARDS:
-        return "edge", _TOWARDS[name], 360.0
+    """``(kind, angle, period)`` of a line or edge class: an edge by the direction towards its
+    interior (period 360), a line by its orientation (period 180)."""
+    if name in INTERIOR_OF:
+        return "edge", INTERIOR_OF[name], 360.0
     return "line", float(ORIENTATION_OF[name]), 180.0
 
 

@@ -13,7 +13,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["ProbeSet", "make_probes", "LINE_NAMES", "EDGE_SIDES", "FINE", "ORIENTATION_OF"]
+__all__ = [
+    "ProbeSet",
+    "make_probes",
+    "LINE_NAMES",
+    "EDGE_SIDES",
+    "FINE",
+    "ORIENTATION_OF",
+    "INTERIOR_OF",
+]
 
 SIZE = 28
 # Eight orientations, 22.5 degrees apart, for the first layer: its filters are tuned anywhere,
@@ -58,6 +66,11 @@ FINE = frozenset(
 # The orientation (degrees) of every line and edge class: what a first-layer description says.
 ORIENTATION_OF = {name: angle for angle, name in LINE_NAMES.items()} | {
     name: angle for angle, sides in EDGE_SIDES.items() for name, _ in sides
+}
+# Of every edge class, the direction (degrees in [0, 360)) from its line towards the bright
+# interior: which way the intensity rises across it.
+INTERIOR_OF = {
+    name: float(towards) % 360 for sides in EDGE_SIDES.values() for name, towards in sides
 }
 
 

@@ -22,7 +22,7 @@ from torch import nn
 from dissect.faithfulness import Check
 from dissect.infra import distributed as dist
 from dissect.layout import centre_map
-from dissect.probes import EDGE_SIDES, ORIENTATION_OF
+from dissect.probes import INTERIOR_OF, ORIENTATION_OF
 from dissect.specimen import Specimen, specimen_of
 
 __all__ = [
@@ -35,7 +35,6 @@ __all__ = [
 ]
 
 COHERENT, TOLERANCE, PASS, ABOVE_RANDOM = 0.5, 22.5, 0.6, 0.2
-_TOWARDS = {name: float(towards) for sides in EDGE_SIDES.values() for name, towards in sides}
 
 
 # Scharr's derivative across x (right minus left), as a correlation kernel: unlike central
@@ -84,8 +83,8 @@ def _agrees(patches: torch.Tensor, description: str) -> tuple[torch.Tensor, torc
     ok = oriented & (
         _angle_gap(orientation, float(ORIENTATION_OF[description]), 180.0) <= TOLERANCE
     )
-    if description in _TOWARDS:
-        ok &= _angle_gap(rising, _TOWARDS[description], 360.0) < 90.0
+    if description in INTERIOR_OF:
+        ok &= _angle_gap(rising, INTERIOR_OF[description], 360.0) < 90.0
     return ok, oriented
 
 

@@ -46,12 +46,12 @@ import pandas as pd
 import torch
 from torch import nn
 
-from dissect.contributions import contribution_table
+from dissect.contributions import dataset_magnitudes, weak_rows
 from dissect.gabor import gabor_fit
 from dissect.infra.datasets import split_validation
 from dissect.infra.errors import AuditError
 from dissect.labels import describe_model
-from dissect.probes import EDGE_SIDES, LINE_NAMES
+from dissect.probes import INTERIOR_OF, LINE_NAMES
 from dissect.specimen import specimen_of
 from dissect.terms import TERM_LENGTH, TERM_ROUND, TERM_WIDTH, row_term
 from handnet.filters import GaborSpec, edge_detector_spec, line_detector_spec, spec_kernel
@@ -84,9 +84,7 @@ SILENT = GaborSpec(gain=0.0)  # a channel the words do not describe: no output a
 LINE_WIDTH, EDGE_WIDTH = 2.0, 3.0
 _LINES = {name: float(angle) for angle, name in LINE_NAMES.items()}
 # "left side of a vertical line": the bright interior lies towards 0 degrees, the side at 180
-_SIDES = {
-    name: float(towards + 180) % 360 for sides in EDGE_SIDES.values() for name, towards in sides
-}
+_SIDES = {name: (towards + 180) % 360 for name, towards in INTERIOR_OF.items()}
 
 
 def _conv(model: SimpleConvNet, name: str) -> nn.Conv2d:
@@ -161,18 +159,19 @@ def _rules(
     corner, a curve), at the sign, place and strength that fit the row's weights best."""
     words = {int(r.channel) - 1: str(r.description) for r in inner.itertuples() if r.confident}
     weight = _conv(model, layer).weight.detach()
-    y_original = specimen_of(model).run(data, {layer})[layer]
+    original = specimen_of(model)
+    y_original = original.run(data, {layer})[layer]
     x_hand = specimen_of(compiled).run(data, {f"{layer}:in"})[f"{layer}:in"]
     rules = []
     for o, row in enumerate(outer.itertuples()):
         if not row.confident:
             rules.append(Rule(f"{row.description} (not confident: silent)", (), 0.0))
             continue
-        table = contribution_table(model, layer, o, data[:1], data=data)[:-1]
+        # the rows the table calls weak over these digits (a full conv: row j reads channel j)
+        weak = weak_rows(original, layer, o, dataset_magnitudes(original, layer, data, o), data)
         terms = []
-        for r in table.itertuples():
-            j = int(r.j) - 1
-            if r.role == "weak" or j not in words:
+        for j in range(weight.shape[1]):
+            if j in weak or j not in words:
                 continue
             t = row_term(weight[o, j], words[j])
             if t is not None:
