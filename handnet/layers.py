@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dissect.gabor import gabor_kernel
-from dissect.terms import spatial_profile
+from dissect.terms import TERM_LENGTH, TERM_WIDTH, spatial_profile
 from handnet.filters import GaborSpec, describe_gabor
 
 __all__ = ["GaborConv2d", "RuleConv2d", "Rule", "Term", "spatial_profile"]
@@ -103,8 +103,8 @@ class Term:
     sign: int = 1
     strength: float = 1.0
     orientation: float = 0.0
-    length: float = 1.5
-    width: float = 0.7
+    length: float = TERM_LENGTH
+    width: float = TERM_WIDTH
     dx: float = 0.0
     dy: float = 0.0
     context: bool = False  # a learned-context term, not part of the written rule
