@@ -34,16 +34,19 @@ class _Redirect(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         (x,) = ctx.saved_tensors
-        true = torch.where(x > 0, grad, torch.zeros_like(grad))
-        # grad is d(objective)/d(out) of an objective to *maximise*: negative grad lowers x
-        redirected = torch.where((x <= 0) & (grad < 0), torch.zeros_like(grad), grad)
+        fires = x > 0
+        true = torch.where(fires, grad, 0.0)
 
         def flat(t: torch.Tensor) -> torch.Tensor:
             return t.reshape(len(t), -1) if t.dim() > 1 else t.reshape(1, -1)
 
         # dead: a gradient arrived but none got through (not: the objective is saturated)
-        dead = ((flat(true) != 0).sum(1) == 0) & ((flat(grad) != 0).sum(1) > 0)
+        dead = ~flat(true).ne(0).any(1) & flat(grad).ne(0).any(1)
         ctx.mode.note(dead)
+        if not bool(dead.any()):
+            return true, None  # every image has its true gradient: nothing to redirect
+        # grad is d(objective)/d(out) of an objective to *maximise*: negative grad lowers x
+        redirected = torch.where(~fires & (grad < 0), 0.0, grad)
         shape = (-1,) + (1,) * (x.dim() - 1) if x.dim() > 1 else ()
         return torch.where(dead.reshape(shape), redirected, true), None
 
