@@ -38,6 +38,7 @@ from torch import nn
 from benchmarks.bench_handnet import readout
 from benchmarks.common import emit, mean_spread
 from dissect.infra.datasets import load_split, split_validation
+from dissect.infra.errors import AuditError
 from handnet.head import frozen_convs, frozen_features
 from handnet.model import HandNet, default_config
 from simpleconvnet.cli import parse_widths
@@ -96,17 +97,25 @@ def main() -> None:
     p.add_argument("--head-seeds", default="0,1,2")
     args = p.parse_args()
     kinds = args.kinds.split(",")
-    bad = [k for k in kinds if k not in KINDS]
-    widths = parse_widths(args.widths)
-    wrong = (f"--kinds takes {', '.join(KINDS)}, comma-separated (got {args.kinds!r})" if bad
-             else f"--widths takes two widths (got {args.widths!r})" if len(widths) != 2 else "")  # fmt: skip
-    if wrong:
-        print(f"bench_handnet_ceiling: error: {wrong}", file=sys.stderr)
-        raise SystemExit(2)
-    head_seeds = [int(s) for s in args.head_seeds.split(",")]
+    try:  # every argument checked before any data is read
+        if any(k not in KINDS for k in kinds):
+            raise ValueError(
+                f"--kinds takes {', '.join(KINDS)}, comma-separated (got {args.kinds!r})"
+            )
+        widths = parse_widths(args.widths)
+        if len(widths) != 2:
+            raise ValueError(
+                f"--widths takes two widths, conv1's and conv2's (got {args.widths!r})"
+            )
+        hand = HandNet(default_config(widths)).eval()
+        if not all(s.strip().isdigit() for s in args.head_seeds.split(",")):
+            raise ValueError(f"--head-seeds takes comma-separated seeds (got {args.head_seeds!r})")
+        head_seeds = [int(s) for s in args.head_seeds.split(",")]
+    except (AuditError, ValueError) as e:
+        print(f"bench_handnet_ceiling: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     full, test = load_split("mnist-5k", "train"), load_split("mnist-5k", "test")
     train, val = split_validation(*full, "mnist-5k")
-    hand = HandNet(default_config(widths)).eval()
     print("written rules", file=sys.stderr, flush=True)
     with frozen_convs(hand):
         figures: dict = {

@@ -140,3 +140,21 @@ def test_bench_handnet_refuses_unknown_modes(modes) -> None:
     from tests.cli_helpers import assert_one_line_error, run_module
 
     assert_one_line_error(run_module("benchmarks.bench_handnet", "--modes", modes), "--modes")
+
+
+@pytest.mark.parametrize(
+    ("args", "names"),
+    [
+        (["--kinds", "free,inhibitory"], "--kinds"),
+        (["--widths", "8,16,16"], "--widths"),
+        (["--widths", "a,b"], "--widths"),
+        (["--widths", "32,64"], "HandNet widths"),
+        (["--head-seeds", "0,x"], "--head-seeds"),
+    ],
+)
+def test_bench_handnet_ceiling_refuses_bad_arguments(args, names) -> None:
+    """``bench_handnet_ceiling``: an unknown kind, widths it cannot build and seeds that are
+    not numbers are one line and exit code 2, before any data is read or any net trained."""
+    from tests.cli_helpers import assert_one_line_error, run_module
+
+    assert_one_line_error(run_module("benchmarks.bench_handnet_ceiling", *args), names)
