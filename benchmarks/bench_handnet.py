@@ -147,6 +147,24 @@ def readout(
             "val_accuracy_by_l2": {str(k): v["val"] for k, v in by_l2.items()}}  # fmt: skip
 
 
+def readouts(
+    features: Callable[[torch.Tensor], torch.Tensor],
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    head_seeds: list[int],
+) -> dict[int, dict]:
+    """:func:`readout` for every seed of ``head_seeds``, by seed; ``val`` and ``test`` are
+    ``(images, labels)``, their features computed once for all the seeds."""
+    with torch.no_grad():
+        val_f, test_f = ((features(images), labels) for images, labels in (val, test))
+    runs = {}
+    for seed in head_seeds:
+        print(f" head seed {seed}", file=sys.stderr, flush=True)
+        runs[seed] = readout(features, train, val_f, test_f, seed)
+    return runs
+
+
 def anchor_main(widths_list: list[tuple[int, ...]], head_seeds: list[int]) -> None:
     """The hand-built nets of ``widths_list`` against the scattering anchor, as one JSON; each
     readout is fitted on the augmented copies of every seed of ``head_seeds`` (the draw moves
@@ -156,12 +174,7 @@ def anchor_main(widths_list: list[tuple[int, ...]], head_seeds: list[int]) -> No
     train, val = split_validation(*full, "mnist-5k")
 
     def measured(features: Callable[[torch.Tensor], torch.Tensor]) -> tuple[dict, dict]:
-        with torch.no_grad():
-            val_f, test_f = ((features(images), labels) for images, labels in (val, test))
-        runs = {}
-        for seed in head_seeds:
-            print(f" head seed {seed}", file=sys.stderr, flush=True)
-            runs[seed] = readout(features, train, val_f, test_f, seed)
+        runs = readouts(features, train, val, test, head_seeds)
         figures = {k: v for k, v in runs[head_seeds[0]].items() if k != "right"}
         figures["head_seed"] = head_seeds[0]
         figures["by_head_seed"] = {

@@ -35,7 +35,7 @@ import torch
 import torch.nn.utils.parametrize as parametrize
 from torch import nn
 
-from benchmarks.bench_handnet import readout
+from benchmarks.bench_handnet import readouts
 from benchmarks.common import emit, mean_spread
 from dissect.infra.datasets import load_split, split_validation
 from dissect.infra.errors import AuditError
@@ -78,9 +78,7 @@ def trained_conv2(hand: HandNet, kind: str, train, val, test, seed: int) -> Simp
 
 def measured(features: Callable[[torch.Tensor], torch.Tensor], train, val, test,
              head_seeds: list[int]) -> dict:  # fmt: skip
-    with torch.no_grad():
-        val_f, test_f = ((features(x), y) for x, y in (val, test))
-    runs = {s: readout(features, train, val_f, test_f, s) for s in head_seeds}
+    runs = readouts(features, train, val, test, head_seeds)
     return {
         "by_head_seed": {str(s): {k: r[k] for k in ("l2", "val_accuracy", "test_accuracy")}
                          for s, r in runs.items()},
