@@ -21,6 +21,7 @@ __all__ = [
     "FINE",
     "ORIENTATION_OF",
     "INTERIOR_OF",
+    "END_NAMES",
 ]
 
 SIZE = 28
@@ -181,6 +182,23 @@ def corner(
     return np.maximum(a, b)
 
 
+# Line ends, keyed by the direction (degrees) in which the line runs on from its end: the
+# horizontal and vertical lines' and the diagonals' (whose ends a hand-built end-stop names).
+END_NAMES: dict[int, str] = {
+    0: "left end of a horizontal line", 180: "right end of a horizontal line",
+    90: "bottom end of a vertical line", 270: "top end of a vertical line",
+    45: "lower-left end of a / line", 225: "upper-right end of a / line",
+    135: "lower-right end of a \\ line", 315: "upper-left end of a \\ line",
+}  # fmt: skip
+# A line end's stroke runs on to the image border (20 px, clipped): at 12 px, a diagonal's far
+# end, moved by the shifts below, came within the central half where responses are read, and
+# HandNet's upper-left end of a \ line was read as the lower-right end that faced it. Every
+# end is matched by its whole line at the same width and shifts (kind "whole line", deeper
+# layers only): otherwise an end won where its width or phase suited a channel better than
+# the lines' own (HandNet's line at 45 degrees was read as the lower-left end of a / line).
+END_LENGTH = 20.0
+
+
 # A deeper channel sees its input through 2x2 max-poolings, so its answer to a stroke depends on
 # where the stroke falls on the pooling grid: two poolings (before a third conv layer) have four
 # phases along each axis. Every probe class meets a channel at each of them: lines at five places
@@ -215,13 +233,17 @@ def _edge_offsets(angle: float) -> tuple[float, ...]:
 
 def make_probes(shape: tuple[int, int, int] = (1, SIZE, SIZE)) -> ProbeSet:
     """Edges (16 sides x 9 positions, 33 for the anti-aliased ones), lines (8 angles x 3 widths
-    x 5 positions), corners (4 openings x 2 widths), curves (4 openings x 3 radii) and line
-    ends (4 x 3 widths), the last three each at 4 x 4 shifts (:data:`PHASES`), drawn
+    x 5 positions), line ends (:data:`END_NAMES`, 8 x 3 widths), corners (4 openings x 2
+    widths) and curves (4 openings x 3 radii), the last three each at 4 x 4 shifts
+    (:data:`PHASES`), drawn
     at the model's input ``shape`` (C, H, W; grey strokes in every channel); positions, radii
     and lengths scale with the image, stroke widths stay in pixels.
 
     Edges come first: an odd (edge) filter answers a thick line's side as strongly as a
-    half-plane, and ties go to the earlier class, so it is called an edge detector."""
+    half-plane, and ties go to the earlier class, so it is called an edge detector. Line ends
+    come before corners and curves for the same reason: a corner's arm and a curve's ends end
+    freely as a line does, so a channel that answers such an end as strongly as the whole shape
+    is an end-stop (HandNet's "left end of a horizontal line" tied with two corners)."""
     channels, h, w = shape
     size, k = (h, w), min(h, w) / SIZE
     images, classes, kinds = [], [], []
@@ -244,6 +266,12 @@ def make_probes(shape: tuple[int, int, int] = (1, SIZE, SIZE)) -> ProbeSet:
         for width in (1.0, 2.5, 4.0):
             for offset in (-6.0, -3.0, 0.0, 3.0, 6.0):
                 add(line(angle, width, k * offset, size=size), name, "line")
+    for direction, name in END_NAMES.items():
+        for width in (1.5, 2.5, 3.5):
+            add_shifts(line(direction, width, 0.0, END_LENGTH * k, 0.0, size), name, "line end")
+            if direction < 180:  # the whole line each end belongs to, at its width and shifts
+                whole = line(direction, width, 0.0, size=size)
+                add_shifts(whole, LINE_NAMES[float(direction)], "whole line")
     corner_names = {45: "corner opening up-right", 135: "corner opening up-left",
                     225: "corner opening down-left", 315: "corner opening down-right"}  # fmt: skip
     for direction, name in corner_names.items():
@@ -258,11 +286,6 @@ def make_probes(shape: tuple[int, int, int] = (1, SIZE, SIZE)) -> ProbeSet:
     for opening, name in curve_names.items():
         for radius in (4.0, 6.0, 8.0):
             add_shifts(arc(opening, k * radius, size=size), name, "curve")
-    end_names = {0: "left end of a horizontal line", 180: "right end of a horizontal line",
-                 90: "bottom end of a vertical line", 270: "top end of a vertical line"}  # fmt: skip
-    for direction, name in end_names.items():
-        for width in (1.5, 2.5, 3.5):
-            add_shifts(line(direction, width, 0.0, 12.0 * k, 0.0, size), name, "line end")
     tensor = torch.tensor(np.stack(images), dtype=torch.float32, device="cpu")[:, None].repeat(
         1, channels, 1, 1
     )

@@ -5,7 +5,7 @@ import torch
 from dissect.gabor import gabor_kernel
 from dissect.infra.errors import AuditError
 from dissect.labels import claimed_class, describe_layer, probe_responses, probes_for
-from dissect.probes import LINE_NAMES, make_probes
+from dissect.probes import END_NAMES, LINE_NAMES, PHASES, make_probes
 from simpleconvnet.model import SimpleConvNet, SimpleConvNetConfig
 
 
@@ -44,12 +44,37 @@ def test_odd_gabor_is_one_side_of_an_edge() -> None:
 
 def test_probes_cover_every_family() -> None:
     probes = make_probes()
-    assert set(probes.kinds) == {"line", "edge", "corner", "curve", "line end"}
+    assert set(probes.kinds) == {"line", "edge", "corner", "curve", "line end", "whole line"}
     assert probes.images.shape[1:] == (1, 28, 28) and float(probes.images.max()) == 1.0
     vertical = probes.images[probes.classes.index("vertical line"), 0]
     assert (
         float(vertical[:, 20].sum()) == 28.0 and float(vertical.sum()) == 28.0
     )  # 1 px wide, 6 px right of centre
+
+
+def test_line_ends_run_past_the_central_half_and_come_before_corners() -> None:
+    """An end probe shows one end only where responses are read (its far end, at every shift,
+    lies outside the central half of the image), each end has its whole line at the same width
+    and shift, and ends are ranked before corners and curves (ties go to the earlier class)."""
+    probes = make_probes()
+    names = probes.class_names
+    assert set(END_NAMES.values()) <= set(names)
+    first_corner = min(names.index(n) for n in names if n.startswith("corner"))
+    assert max(names.index(n) for n in END_NAMES.values()) < first_corner
+    central = probes.images[:, 0, 7:21, 7:21]
+    for name in END_NAMES.values():
+        for i in (i for i, c in enumerate(probes.classes) if c == name):
+            img = probes.images[i, 0]
+            inside = float(central[i].sum())
+            # the stroke leaves the central half through its border and runs on to the image
+            # border (up to the shift that moved it away from it)
+            ring = torch.cat([central[i][0], central[i][-1], central[i][:, 0], central[i][:, -1]])
+            assert inside > 0 and float(ring.sum()) > 0
+            band = torch.ones_like(img, dtype=torch.bool)
+            band[PHASES:-PHASES, PHASES:-PHASES] = False
+            assert float(img[band].sum()) > 0, name
+    n_ends = sum(k == "line end" for k in probes.kinds)
+    assert sum(k == "whole line" for k in probes.kinds) == n_ends // 2
 
 
 def test_bad_layer_lists_valid_layers() -> None:
