@@ -213,8 +213,8 @@ _ANGLE = {_L22: 22.5, _L67: 67.5, _L112: 112.5, _L157: 157.5}
 def _lone_line_rules() -> list[Rule]:
     """Each of the four lines, broadly tuned (the in-between lines either side reinforce it at
     half strength), with none of its kind :data:`BESIDE` pixels to one side (each side in
-    turn), suppressing the two lines 45 degrees off it: the outer stroke of a pair (the top of
-    an 8's bar, the left of a 0), a single stroke."""
+    turn), suppressing the two lines 45 degrees off it: the outer one of two parallel strokes,
+    or a stroke alone."""
     rules = []
     for o, j in _LINE.items():
         nx, ny = _unit(o + 90)
@@ -233,8 +233,7 @@ def _lone_line_rules() -> list[Rule]:
 def _lone_side_rules() -> list[Rule]:
     """Each of the eight sides, with no such side :data:`BESIDE` pixels to one side (each side
     in turn), suppressing the opposite side: the outer edge of the ink."""
-    sides = [(name, j, k, o) for name, j, k, o in _SIDES]
-    sides += [(name, j, k, o) for name, j, k, o, _ in _DIAGONAL_SIDES]
+    sides = [*_SIDES, *(side[:4] for side in _DIAGONAL_SIDES)]
     rules = []
     for name, j, k, o in sides:
         nx, ny = _unit(o + 90)
