@@ -233,9 +233,9 @@ def _edge_offsets(angle: float) -> tuple[float, ...]:
 
 def make_probes(shape: tuple[int, int, int] = (1, SIZE, SIZE)) -> ProbeSet:
     """Edges (16 sides x 9 positions, 33 for the anti-aliased ones), lines (8 angles x 3 widths
-    x 5 positions), line ends (:data:`END_NAMES`, 8 x 3 widths), corners (4 openings x 2
-    widths) and curves (4 openings x 3 radii), the last three each at 4 x 4 shifts
-    (:data:`PHASES`), drawn
+    x 5 positions), line ends (:data:`END_NAMES`, 8 x 3 widths, each beside its whole line at
+    the same width and shifts), corners (4 openings x 2 widths) and curves (4 openings x 3
+    radii), the last three each at 4 x 4 shifts (:data:`PHASES`), drawn
     at the model's input ``shape`` (C, H, W; grey strokes in every channel); positions, radii
     and lengths scale with the image, stroke widths stay in pixels.
 
