@@ -59,12 +59,18 @@ def _t(inner: int, sign: int = 1, strength: float = 1.0, orientation: float | No
     return Term(inner, sign, strength, float(orientation), length, width, dx, dy)
 
 
+def _suppressing(lines: Sequence[int]) -> tuple[Term, ...]:
+    """The ``lines`` (conv1 line channels) negated under the centre at half strength: the line
+    across a line rule; in the wide bank, what a curve or a corner is built from, so that a
+    rule about one straight stroke stays one."""
+    return tuple(_t(k, -1, 0.5, length=1.0, width=1.0) for k in lines)
+
+
 def _line_rules(bias: float = 0.0) -> list[Rule]:
     """The four oriented lines, each reinforced along itself and suppressing the line across
     it."""
     return [Rule(f"{_NAME[o]}, reinforced along itself, suppressing the {_NAME[(o + 90) % 180]}",
-                 (_t(j, 1, 1.0, length=2.0), _t(_LINE[(o + 90) % 180], -1, 0.5, length=1.0,
-                                                width=1.0)), bias)
+                 (_t(j, 1, 1.0, length=2.0), *_suppressing([_LINE[(o + 90) % 180]])), bias)
             for o, j in _LINE.items()]  # fmt: skip
 
 
@@ -160,6 +166,7 @@ def _scaled(rules: list[Rule], gain: float) -> tuple[Rule, ...]:
 # at the four in-between orientations
 _UL45, _LR45, _UR135, _LL135 = range(8, 12)
 _L22, _L67, _L112, _L157 = range(12, 16)
+_IN_BETWEEN = {_L22: 22.5, _L67: 67.5, _L112: 112.5, _L157: 157.5}  # their orientations
 # A diagonal side filter is as wide as a step edge (3 px, wavelength 6: the compiled
 # explanation's EDGE_WIDTH); at the lines' 2 px its staircase answers the diagonal line more
 # than the side, and dissect read all four as lines.
@@ -175,7 +182,7 @@ def wide_conv1() -> tuple[GaborSpec, ...]:
     lower-right of /, upper-right and lower-left of \\) and lines at 22.5, 67.5, 112.5 and
     157.5 degrees: sixteen filters."""
     sides = tuple(edge_detector_spec(s, DIAGONAL_SIDE_WIDTH) for *_, s in _DIAGONAL_SIDES)
-    lines = tuple(line_detector_spec(o) for o in (22.5, 67.5, 112.5, 157.5))
+    lines = tuple(line_detector_spec(o) for o in _IN_BETWEEN.values())
     return default_conv1() + sides + lines
 
 
@@ -199,15 +206,8 @@ def _unit(degrees: float) -> tuple[float, float]:
     return math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
 
 
-def _suppressing(lines: Sequence[int]) -> tuple[Term, ...]:
-    """The ``lines`` (conv1 line channels) negated under the centre at half strength: what a
-    curve or a corner is built from, so that a rule about one straight stroke stays one."""
-    return tuple(_t(k, -1, 0.5, length=1.0, width=1.0) for k in lines)
-
-
 # For each line channel, the two in-between lines (wide_conv1's) 22.5 degrees either side of it.
 _NEAR = {_H: (_L22, _L157), _D45: (_L22, _L67), _V: (_L67, _L112), _D135: (_L112, _L157)}
-_ANGLE = {_L22: 22.5, _L67: 67.5, _L112: 112.5, _L157: 157.5}
 
 
 def _lone_line_rules() -> list[Rule]:
@@ -220,7 +220,7 @@ def _lone_line_rules() -> list[Rule]:
         nx, ny = _unit(o + 90)
         near = tuple(_t(k, 1, 0.5, o, length=2.0) for k in _NEAR[j])
         off = _suppressing([_LINE[(o + 45) % 180], _LINE[(o + 135) % 180]])
-        a, b = (_ANGLE[k] for k in _NEAR[j])
+        a, b = (_IN_BETWEEN[k] for k in _NEAR[j])
         for sign, flank in zip((1, -1), _FLANKS[o], strict=True):
             rules.append(Rule(
                 f"{_NAME[o]}, broadly tuned (with the lines at {a:g} and {b:g} degrees), with no "
