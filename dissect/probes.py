@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -232,6 +233,15 @@ def _edge_offsets(angle: float) -> tuple[float, ...]:
 
 
 def make_probes(shape: tuple[int, int, int] = (1, SIZE, SIZE)) -> ProbeSet:
+    """The probe set of :func:`_draw_probes` for ``shape``: drawn once per process and shape (a
+    layer's description draws it, and pruning describes every layer at every cut), handed
+    out as a fresh copy each time."""
+    drawn = _draw_probes(tuple(shape))
+    return ProbeSet(drawn.images.clone(), list(drawn.classes), list(drawn.kinds))
+
+
+@lru_cache(maxsize=4)
+def _draw_probes(shape: tuple[int, int, int]) -> ProbeSet:
     """Edges (16 sides x 9 positions, 33 for the anti-aliased ones), lines (8 angles x 3 widths
     x 5 positions), line ends (:data:`END_NAMES`, 8 x 3 widths, each beside its whole line at
     the same width and shifts), corners (4 openings x 2 widths) and curves (4 openings x 3

@@ -141,3 +141,11 @@ def test_edge_tunings_are_windowed_over_the_side_the_interior_lies_on() -> None:
     table_net = _net_with_conv1([gabor_kernel(5, 135, 6.0, 90.0, 1.2, 0.5)])
     (row,) = describe_layer(table_net, "conv1").itertuples()
     assert "side of a \\ line" in str(row.description)  # a symmetric edge filter keeps its class
+
+
+def test_probes_are_drawn_once_and_handed_out_as_copies() -> None:
+    first = make_probes()
+    first.images.zero_()
+    first.classes.clear()
+    again = make_probes()
+    assert float(again.images.sum()) > 0 and len(again.classes) == len(again.images)
