@@ -214,9 +214,9 @@ def refit_readout(
         if dataset is not None
         else ((images, labels), (images[:0], labels[:0]))
     )
-    l2 = choose_l2(net, (xf, yf), (xv, yv), dataset).l2
-    fit_head(net, images, labels, l2, head_copies(len(images)), dataset)
-    return l2
+    choice = choose_l2(net, (xf, yf), (xv, yv), dataset)
+    fit_head(net, images, labels, choice.l2, head_copies(len(images)), dataset, warm=choice.fit)
+    return choice.l2
 
 
 def compile_explanation(

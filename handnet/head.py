@@ -97,15 +97,21 @@ def frozen_features(
 def fit_logistic(
     features: torch.Tensor, labels: torch.Tensor, classes: int, l2: float = 1e-4,
     max_iter: int = 300, start: tuple[torch.Tensor, torch.Tensor] | None = None,
+    warm: HeadFit | None = None,
 ) -> HeadFit:  # fmt: skip
     """Multinomial logistic regression on ``features [N, D]`` (mean cross-entropy plus
     ``l2 * |W|^2`` in standardised units). Convex (strictly, for ``l2 > 0``), so the answer
     depends neither on a seed nor on the ``start`` (``([classes, D], [classes])`` in
-    standardised units; zeros by default). Fitted on the features' device."""
+    standardised units; zeros by default) or the ``warm`` start (a fit of the same kind of
+    features, say at another penalty, which L-BFGS then needs fewer steps from). Fitted on the
+    features' device."""
     x = features.double()
     labels = labels.to(x.device)
     mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
     z = (x - mean) / std
+    if warm is not None:  # the same map in this fit's standardised units
+        w_raw = warm.weight.to(x.device, torch.float64)
+        start = (w_raw * std, warm.bias.to(x.device, torch.float64) + w_raw @ mean)
     w0, b0 = start or (
         torch.zeros(classes, z.shape[1], device=x.device),
         torch.zeros(classes, device=x.device),
@@ -208,10 +214,14 @@ def choose_l2(
         held_out = frozen_features(model, val_digits[0])
     labels = val_digits[1].to(held_out.device)
     best: tuple[float, int, HeadFit] | None = None
-    for i, penalty in enumerate(HEAD_L2):
-        fit = fit_logistic(features, y, model.fc5.out_features, penalty)
+    previous: HeadFit | None = None
+    # strongest penalty first, each fit started from the one before (the same answers, convex:
+    # the pruned net's compile took 0.65x the time, every validation and test prediction the same)
+    for i in sorted(range(len(HEAD_L2)), key=lambda i: -HEAD_L2[i]):
+        fit = fit_logistic(features, y, model.fc5.out_features, HEAD_L2[i], warm=previous)
+        previous = fit
         right = float(((held_out @ fit.weight.T + fit.bias).argmax(1) == labels).double().mean())
-        if best is None or right > best[0]:  # ties keep the earlier penalty
+        if best is None or (right, -i) > (best[0], -best[1]):  # ties keep the earlier penalty
             best = (right, i, fit)
     assert best is not None
     return PenaltyChoice(HEAD_L2[best[1]], best[2], features)
@@ -224,13 +234,15 @@ def fit_head(
     l2: float = 1e-4,
     copies: int = 1,
     dataset: str | None = None,
+    warm: HeadFit | None = None,
 ) -> HeadFit:
     """Fit the readout of ``model`` on ``images [N, 1, 28, 28]``/``labels [N]`` (and, for
     ``copies`` over 1, their augmented copies: :func:`augmented_copies`) with every conv layer
-    frozen (:func:`frozen_convs`), and write it into fc4/fc5. Returns the fit."""
+    frozen (:func:`frozen_convs`), and write it into fc4/fc5; ``warm``: a fit to start from
+    (:func:`fit_logistic`). Returns the fit."""
     with frozen_convs(model):
         x, y = augmented_copies(images, labels, copies, dataset)
         features = frozen_features(model, x)
-        fit = fit_logistic(features, y, model.fc5.out_features, l2)
+        fit = fit_logistic(features, y, model.fc5.out_features, l2, warm=warm)
         set_head(model, fit, features)
     return fit

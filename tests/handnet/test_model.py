@@ -148,13 +148,16 @@ def test_readout_is_convex_same_probabilities_from_two_starts() -> None:
     g = torch.Generator().manual_seed(0)
     x = torch.randn(120, 6, generator=g)
     y = (x[:, 0] + 0.5 * torch.randn(120, generator=g) > 0).long() + (x[:, 1] > 1).long()
+    other = fit_logistic(x * 2 + 1, y, 3, l2=1e-4)  # another fit of other features: a warm start
     fits = [
         fit_logistic(x, y, 3, l2=1e-2),
         fit_logistic(x, y, 3, l2=1e-2, start=(torch.randn(3, 6, generator=g) * 3,
                                               torch.randn(3, generator=g))),
+        fit_logistic(x, y, 3, l2=1e-2, warm=other),
     ]  # fmt: skip
     probs = [F.softmax(x @ f.weight.T + f.bias, 1) for f in fits]
     torch.testing.assert_close(probs[0], probs[1], atol=1e-4, rtol=0)
+    torch.testing.assert_close(probs[0], probs[2], atol=1e-4, rtol=0)
 
 
 def test_no_conv_parameter_requires_grad_while_the_head_is_fitted() -> None:
