@@ -36,14 +36,13 @@ class _Redirect(torch.autograd.Function):
         (x,) = ctx.saved_tensors
         fires = x > 0
         true = torch.where(fires, grad, 0.0)
-
-        def flat(t: torch.Tensor) -> torch.Tensor:
-            return t.reshape(len(t), -1) if t.dim() > 1 else t.reshape(1, -1)
-
-        # dead: a gradient arrived but none got through (not: the objective is saturated)
-        dead = ~flat(true).ne(0).any(1) & flat(grad).ne(0).any(1)
+        rows = len(x) if x.dim() > 1 else 1
+        # dead: a gradient arrived but none got through (not: the objective is saturated);
+        # any() of a float tensor asks "is any entry non-zero" without a comparison tensor
+        dead = grad.reshape(rows, -1).any(1) & ~true.reshape(rows, -1).any(1)
         ctx.mode.note(dead)
-        if not bool(dead.any()):
+        # on a GPU, asking whether any image is dead would wait for it at every step
+        if not x.is_cuda and not bool(dead.any()):
             return true, None  # every image has its true gradient: nothing to redirect
         # grad is d(objective)/d(out) of an objective to *maximise*: negative grad lowers x
         redirected = torch.where(~fires & (grad < 0), 0.0, grad)
@@ -58,14 +57,18 @@ class RedirectedRelu(TorchFunctionMode):
 
     def __init__(self) -> None:
         super().__init__()
-        self.fell_back: torch.Tensor | None = None
+        self._fell_back: torch.Tensor | None = None  # on the images' device until asked for
+
+    @property
+    def fell_back(self) -> torch.Tensor | None:
+        return None if self._fell_back is None else self._fell_back.cpu()
 
     def note(self, dead: torch.Tensor) -> None:
-        dead = dead.detach().cpu()
-        if self.fell_back is None:
-            self.fell_back = dead.clone()
-        elif len(self.fell_back) == len(dead):
-            self.fell_back |= dead
+        dead = dead.detach()
+        if self._fell_back is None:
+            self._fell_back = dead.clone()
+        elif len(self._fell_back) == len(dead):
+            self._fell_back |= dead.to(self._fell_back.device)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         x = args[0] if args else None
