@@ -29,6 +29,7 @@ __all__ = [
     "dataset_magnitudes",
     "weak_rows",
     "removal_hook",
+    "set_removal_hook",
     "removal_change",
     "ROLE_THRESHOLD",
 ]
@@ -131,6 +132,28 @@ def removal_hook(specimen: Specimen, layer: str, channel: int, inner: list[int])
         a = contributions(conv, inputs[0], channel)[:, rows].sum(1)
         output = output.clone()
         output[:, channel] -= a
+        return output
+
+    return hook
+
+
+def set_removal_hook(
+    specimen: Specimen, layer: str, channel: int, sets: list[list[int]], copies: int
+):
+    """:func:`removal_hook` for several sets of inner channels at once: the batch holds
+    ``len(sets)`` copies of ``copies`` images (copy ``s`` of image ``i`` at ``s * copies + i``),
+    and copy ``s`` loses the contributions of ``sets[s]``."""
+    conv = specimen.conv(layer)
+    reads = list(inner_channels(conv, channel))
+    take = torch.zeros(len(sets), len(reads), dtype=torch.bool, device="cpu")
+    for s, inner in enumerate(sets):
+        take[s, [reads.index(j) for j in inner]] = True
+
+    def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+        a = contributions(conv, inputs[0], channel)  # [N, C_read, H, W]
+        mask = take.to(a.device).repeat_interleave(copies, 0)
+        output = output.clone()
+        output[:, channel] -= a.masked_fill(~mask[:, :, None, None], 0).sum(1)
         return output
 
     return hook

@@ -18,7 +18,7 @@ in-place ReLU after a conv, ``x += ...``; found in the discovery pass): a captur
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -27,7 +27,7 @@ from torch import nn
 
 from dissect.infra.errors import AuditError
 from dissect.layout import as_pair, discover, is_conv
-from dissect.tracing import ActivationWatch
+from dissect.tracing import ActivationWatch, Zero, zeroed
 
 __all__ = ["InputSpec", "Specimen", "ConvLike", "specimen_of", "is_conv", "as_pair", "Acts"]
 
@@ -183,13 +183,14 @@ class Specimen:
         pixels: torch.Tensor,
         needs: Iterable[str],
         *,
-        zero: dict[str, list[int]] | None = None,
+        zero: Mapping[str, Zero] | None = None,
         hooks: dict[str, Any] | None = None,
     ) -> Acts:
         """One forward pass of ``pixels [N, C, H, W]`` in [0, 1]; returns the activations named
         in ``needs`` (see the module doc). ``zero``: channels to zero after each named conv
-        layer's non-linearity (an ablation). ``hooks``: extra forward hooks by module path that
-        may replace a module's output. Stops early when nothing later is needed."""
+        layer's non-linearity (an ablation; a list of channels, or a mask ``[N, C]`` per image).
+        ``hooks``: extra forward hooks by module path that may replace a module's output. Stops
+        early when nothing later is needed."""
         needs = set(needs)
         x = self.prepare(pixels)
         acts: Acts = {"input": x} if "input" in needs else {}
@@ -218,8 +219,7 @@ class Specimen:
         def conv_hook(name: str):
             def hook(module: nn.Module, inputs: tuple, output: torch.Tensor):
                 if name in zero and name not in self._layout.activations:
-                    output = output.clone()
-                    output[:, zero[name]] = 0
+                    output = zeroed(output, zero[name])
                 if name in hooks_:
                     replaced = hooks_[name](module, inputs, output)
                     output = output if replaced is None else replaced

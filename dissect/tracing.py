@@ -12,7 +12,7 @@ Two modes (:class:`torch.overrides.TorchFunctionMode`):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -21,6 +21,8 @@ from torch.overrides import TorchFunctionMode
 
 __all__ = [
     "ActivationWatch",
+    "Zero",
+    "zeroed",
     "FrozenPath",
     "NON_AFFINE",
     "function_name",
@@ -50,6 +52,20 @@ NON_AFFINE = SMOOTH | {
 }  # fmt: skip
 
 
+#: channels to zero: a list (the same for every image) or a mask ``[N, C]`` (bool), image by image
+Zero = list[int] | Tensor
+
+
+def zeroed(out: Tensor, which: Zero) -> Tensor:
+    """A copy of ``out [N, C, ...]`` with the channels ``which`` names set to zero."""
+    if isinstance(which, Tensor):
+        mask = which.to(out.device).reshape(*which.shape, *(1,) * (out.dim() - 2))
+        return out.masked_fill(mask, 0)
+    out = out.clone()
+    out[:, which] = 0
+    return out
+
+
 def function_name(func: Any) -> str:
     name = getattr(func, "__name__", str(func))
     if func in MAX_POOL:
@@ -60,13 +76,13 @@ def function_name(func: Any) -> str:
 class ActivationWatch(TorchFunctionMode):
     """Follows each conv output it is told about (:meth:`watch`) to the first non-linearity
     applied to it; ``found[layer]`` is that function's result (cloned), ``kinds[layer]`` its
-    name. ``zero[layer]`` lists channels to zero in that result (an ablation after the
-    non-linearity). ``on_found(layer)`` is called once a layer's result is kept (it may raise to
+    name. ``zero[layer]`` names channels to zero in that result (an ablation after the
+    non-linearity; a list, or a mask per image: :data:`Zero`). ``on_found(layer)`` is called once a layer's result is kept (it may raise to
     end the pass early)."""
 
     def __init__(
         self,
-        zero: dict[str, list[int]] | None = None,
+        zero: Mapping[str, Zero] | None = None,
         keep: bool = True,
         on_found: Callable[[str], None] | None = None,
     ) -> None:
@@ -91,8 +107,7 @@ class ActivationWatch(TorchFunctionMode):
         if func in NONLINEAR:
             self.kinds[layer] = function_name(func)
             if layer in self.zero:
-                out = out.clone()
-                out[:, self.zero[layer]] = 0
+                out = zeroed(out, self.zero[layer])
             if self.keep:
                 self.found[layer] = out.clone()
                 if self.on_found is not None:

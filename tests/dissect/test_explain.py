@@ -236,3 +236,40 @@ def test_the_reinforcing_check_lines_the_inner_map_up_with_an_unpadded_conv() ->
     check = reinforcing_row_check(Specimen(Unpadded(), InputSpec(1, 12, 12)), "conv2", 0, 0, images)
     assert check is not None and check.holds
     assert check.chance == 0.0  # where the centre is silent, removing the row changes nothing
+
+
+def test_removal_sets_measured_together_match_one_pass_per_set(monkeypatch) -> None:
+    """The permutation checks put many removal sets through one pass (each set its own copy of
+    the images): the same sums as a pass per set, for zeroed channels and for removed rows."""
+    from dissect import faithfulness as fa
+    from dissect.contributions import removal_hook, set_removal_hook
+
+    monkeypatch.setitem(fa.SET_PASS_IMAGES, "cpu", 12)  # 5 images: two sets a pass
+    planted = _planted()
+    images = torch.rand(5, 1, 6, 6, generator=torch.Generator().manual_seed(3))
+    y = torch.tensor([2, 1, 0, 2, 2])
+    base = fa.margins(planted, images, y)
+
+    def expected(**run: object) -> list[float]:
+        m = fa.margins(planted, images, y, **run)
+        return [float((base > 0).sum()), float((m > 0).sum()), float((base - m).sum())]
+
+    def zero(chunk: list[list[int]], n: int) -> dict[str, object]:
+        mask = torch.zeros(len(chunk), 3, dtype=torch.bool)
+        for s, chosen in enumerate(chunk):
+            mask[s, chosen] = True
+        return {"zero": {"conv2": mask.repeat_interleave(n, 0)}}
+
+    def rows(chunk: list[list[int]], n: int) -> dict[str, object]:
+        return {"hooks": {"conv2": set_removal_hook(planted, "conv2", 2, chunk, n)}}
+
+    sets = [[0], [1, 2], [2], []]
+    got = fa._set_margin_sums(planted, images, y, base, sets, zero)
+    want = [expected(zero={"conv2": s}) for s in sets]
+    torch.testing.assert_close(got, torch.tensor(want, dtype=torch.float64))
+    assert got[:, 2].abs().sum() > 0  # the removals do change the margins
+    sets = [[0], [1], [0, 1], []]
+    got = fa._set_margin_sums(planted, images, y, base, sets, rows)
+    want = [expected(hooks={"conv2": removal_hook(planted, "conv2", 2, s)}) for s in sets]
+    torch.testing.assert_close(got, torch.tensor(want, dtype=torch.float64))
+    assert got[:, 2].abs().sum() > 0
