@@ -47,6 +47,7 @@ __all__ = [
     "Check",
     "margins",
     "driver_check",
+    "zeroing",
     "inner_check",
     "weak_rows_check",
     "reinforcing_row_check",
@@ -119,6 +120,19 @@ def _set_margin_sums(
         batch = max(1, limit // len(chunk))
         parts.append(dist.sharded_sum(sums, images, labels, base, batch_size=batch))
     return torch.cat(parts)
+
+
+def zeroing(layer: str, width: int) -> Callable[[list[list[int]], int], dict[str, object]]:
+    """The removal of :func:`_set_margin_sums` that zeroes each set's channels of ``layer``
+    (``width`` channels) after its non-linearity, copy by copy."""
+
+    def zero(chunk: list[list[int]], n: int) -> dict[str, object]:
+        mask = torch.zeros(len(chunk), width, dtype=torch.bool, device="cpu")
+        for s, chosen in enumerate(chunk):
+            mask[s, chosen] = True
+        return {"zero": {layer: mask.repeat_interleave(n, 0)}}
+
+    return zero
 
 
 def _chunk_sums(
@@ -211,12 +225,7 @@ def driver_check(
     y = torch.full((len(own),), k, dtype=torch.long, device=labels.device)
     base = margins(specimen, own, y)
     width = int(specimen.conv(layer).weight.shape[0])
-
-    def zero(chunk: list[list[int]], n: int) -> dict[str, object]:
-        mask = torch.zeros(len(chunk), width, dtype=torch.bool, device="cpu")
-        for s, chosen in enumerate(chunk):
-            mask[s, chosen] = True
-        return {"zero": {layer: mask.repeat_interleave(n, 0)}}
+    zero = zeroing(layer, width)
 
     def passes(sets: list[list[int]]) -> list[tuple[float, float]]:
         sums = _set_margin_sums(specimen, own, y, base, sets, zero)

@@ -77,8 +77,8 @@ class ActivationWatch(TorchFunctionMode):
     """Follows each conv output it is told about (:meth:`watch`) to the first non-linearity
     applied to it; ``found[layer]`` is that function's result (cloned), ``kinds[layer]`` its
     name. ``zero[layer]`` names channels to zero in that result (an ablation after the
-    non-linearity; a list, or a mask per image: :data:`Zero`). ``on_found(layer)`` is called once a layer's result is kept (it may raise to
-    end the pass early)."""
+    non-linearity; a list, or a mask per image: :data:`Zero`). ``on_found(layer)`` is called
+    once a layer's result is kept (it may raise to end the pass early)."""
 
     def __init__(
         self,

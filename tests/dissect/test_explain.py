@@ -254,17 +254,11 @@ def test_removal_sets_measured_together_match_one_pass_per_set(monkeypatch) -> N
         m = fa.margins(planted, images, y, **run)
         return [float((base > 0).sum()), float((m > 0).sum()), float((base - m).sum())]
 
-    def zero(chunk: list[list[int]], n: int) -> dict[str, object]:
-        mask = torch.zeros(len(chunk), 3, dtype=torch.bool)
-        for s, chosen in enumerate(chunk):
-            mask[s, chosen] = True
-        return {"zero": {"conv2": mask.repeat_interleave(n, 0)}}
-
     def rows(chunk: list[list[int]], n: int) -> dict[str, object]:
         return {"hooks": {"conv2": set_removal_hook(planted, "conv2", 2, chunk, n)}}
 
     sets = [[0], [1, 2], [2], []]
-    got = fa._set_margin_sums(planted, images, y, base, sets, zero)
+    got = fa._set_margin_sums(planted, images, y, base, sets, fa.zeroing("conv2", 3))
     want = [expected(zero={"conv2": s}) for s in sets]
     torch.testing.assert_close(got, torch.tensor(want, dtype=torch.float64))
     assert got[:, 2].abs().sum() > 0  # the removals do change the margins
