@@ -96,6 +96,9 @@ def margins(
 SET_PASS_IMAGES = {"cpu": 256, "cuda": 4096}
 #: the effects of removal sets: ``effects(sets) -> [(effect, effect), ...]``, one per set
 Effects = Callable[[list[list[int]]], list[tuple[float, float]]]
+#: a removal: ``removal(chunk, n)`` -> :meth:`Specimen.run`'s arguments for ``len(chunk)``
+#: copies of ``n`` images, copy ``s`` without the set ``chunk[s]``
+Removal = Callable[[list[list[int]], int], dict[str, object]]
 
 
 def _set_margin_sums(
@@ -104,7 +107,7 @@ def _set_margin_sums(
     labels: torch.Tensor,
     base: torch.Tensor,
     sets: list[list[int]],
-    removal: Callable[[list[list[int]], int], dict[str, object]],
+    removal: Removal,
 ) -> torch.Tensor:
     """Over the data set, for each removal set: ``[S, 3]``, images right before (margin ``base
     [N] > 0``), images still right, sum of the margin's drop (float64). ``removal(chunk, n)``
@@ -122,7 +125,7 @@ def _set_margin_sums(
     return torch.cat(parts)
 
 
-def zeroing(layer: str, width: int) -> Callable[[list[list[int]], int], dict[str, object]]:
+def zeroing(layer: str, width: int) -> Removal:
     """The removal of :func:`_set_margin_sums` that zeroes each set's channels of ``layer``
     (``width`` channels) after its non-linearity, copy by copy."""
 
@@ -138,7 +141,7 @@ def zeroing(layer: str, width: int) -> Callable[[list[list[int]], int], dict[str
 def _chunk_sums(
     specimen: Specimen,
     chunk: list[list[int]],
-    removal: Callable[[list[list[int]], int], dict[str, object]],
+    removal: Removal,
     x: torch.Tensor,
     y: torch.Tensor,
     before: torch.Tensor,
